@@ -1,0 +1,282 @@
+"""The fxforge command line. Each command is a thin shell over a library call.
+
+Exit codes: 0 ok; 2 usage, config or input error (one line, no traceback);
+1 unexpected failure (traceback with -v or FXFORGE_TRACEBACK=1); 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from .errors import FxforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Learn audio effects from paired recordings and ship them as real-time plugins.")
+console = Console()
+err_console = Console(stderr=True)
+_verbose = {"level": 0}
+
+KIND_HELP = "models, providers, schedulers, devices or exporters"
+
+
+@app.callback()
+def _global(verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more output; tracebacks"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings and errors")):
+    _verbose["level"] = -1 if quiet else verbose
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_time=False, show_path=False)], force=True)
+
+
+def _registry():
+    from .plugins import get_registry
+
+    reg = get_registry()
+    for problem in reg.problems:
+        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
+    reg.problems_reported = True
+    return reg
+
+
+def _kind(kind: str) -> str:
+    from .plugins import KINDS
+
+    k = kind[:-1] if kind.endswith("s") else kind
+    if k not in KINDS:
+        raise FxforgeError(f"unknown kind '{kind}' (one of: {KIND_HELP})")
+    return k
+
+
+@app.command("list")
+def list_components(kind: str = typer.Argument(..., help=KIND_HELP),
+                    as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """List the installed components of one kind."""
+    k = _kind(kind)
+    reg = _registry()
+    rows = []
+    for name in reg.names(k):
+        entry = reg.components[k][name]
+        row = {"name": name, "summary": entry.spec.summary, "package": entry.package, "version": entry.version}
+        if k == "device":
+            row["available"] = bool(entry.spec.is_available())
+            row["priority"] = entry.spec.priority
+            row["detail"] = entry.spec.describe() if row["available"] else ""
+        if k == "model":
+            row["provider"] = entry.spec.provider
+        rows.append(row)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print(f"No {k}s are installed. Install a plugin package that provides one, "
+                      f"e.g. pip install -e plugins/fxforge-<name>.")
+        return
+    table = Table(title=f"{k}s")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[("yes" if v else "no") if isinstance(v, bool) else str(v) for v in row.values()])
+    console.print(table)
+
+
+@app.command()
+def show(kind: str = typer.Argument(..., help=KIND_HELP), name: str = typer.Argument(...)):
+    """Show a component's config keys: type, default and meaning."""
+    k = _kind(kind)
+    spec = _registry().get(k, name)
+    table = Table(title=f"{k} '{name}': {spec.summary}")
+    for col in ("key", "type", "default", "description"):
+        table.add_column(col)
+    for key, field in spec.Config.model_fields.items():
+        default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        table.add_row(key, ann, default, field.description or "")
+    console.print(table)
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """List installed plugin packages, the hooks each implements and what it registers."""
+    reg = _registry()
+    rows = [{"package": p.name, "version": p.version, "hooks": p.hooks, "components": p.components}
+            for p in sorted(reg.packages.values(), key=lambda p: p.name)]
+    if as_json:
+        print(json.dumps({"plugins": rows, "problems": [str(p) for p in reg.problems]}, indent=2))
+        return
+    if not rows:
+        console.print("No plugin packages are installed (pip install -e plugins/fxforge-<name>).")
+        return
+    table = Table(title="plugin packages")
+    for col in ("package", "version", "hooks", "components"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["package"], r["version"], "\n".join(r["hooks"]), "\n".join(r["components"]))
+    console.print(table)
+
+
+@app.command()
+def run(config: Optional[Path] = typer.Argument(None, help="run file (TOML)"),
+        set_: List[str] = typer.Option([], "--set", help="override a field: section.key=value (TOML value)"),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="continue an interrupted run directory"),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="start from these weights"),
+        runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go")):
+    """Train a model as a run file describes; print test ESR and where the run went."""
+    from .config import load_config
+    from .progress import TrainingDisplay
+    from .train import train
+
+    _registry()
+    if (config is None) == (resume is None):
+        raise FxforgeError("give a run file, or --resume RUN_DIR (not both)")
+    if resume is not None and set_:
+        raise FxforgeError("--set cannot change a run being resumed; start a new run instead")
+    cfg = load_config(config, set_) if config is not None else None
+    with TrainingDisplay(console, enabled=_verbose["level"] >= 0) as display:
+        summary = train(cfg, runs_dir=runs_dir, resume=resume, checkpoint=checkpoint, on_event=display.event)
+    display.print_summary(summary)
+
+
+@app.command()
+def process(run_dir: Path = typer.Argument(..., help="a run directory"),
+            input: Path = typer.Argument(..., help="audio to process"),
+            output: Path = typer.Argument(..., help="where to write the result"),
+            block: int = typer.Option(256, "--block", min=1, help="block size, as a plugin host would use")):
+    """Run a trained model over a file block by block, state carried, as a plugin does."""
+    import torch
+
+    from .audio import read_audio, resample, write_audio
+    from .runs import load_run
+    from .stream import process as stream_process
+
+    r = load_run(run_dir)
+    if output.exists() and output.resolve() == input.resolve():
+        raise FxforgeError(f"{output}: would overwrite the input")
+    x, sr = read_audio(input)
+    if sr != r.sample_rate:
+        logging.getLogger("fxforge").warning("%s: resampling from %d Hz to the model's %d Hz", input, sr, r.sample_rate)
+        x = resample(x, sr, r.sample_rate)
+    y = stream_process(r.model, torch.from_numpy(x), block).numpy()
+    write_audio(output, y, r.sample_rate)
+    console.print(f"wrote {output} ({len(y) / r.sample_rate:.2f} s, block {block})")
+
+
+@app.command("eval")
+def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
+             input: Path = typer.Option(..., "--input", help="dry recording"),
+             target: Path = typer.Option(..., "--target", help="processed recording"),
+             as_json: bool = typer.Option(False, "--json")):
+    """Score a trained run on another pair of recordings (ESR, plain and pre-emphasised)."""
+    import torch
+
+    from .audio import load_pair
+    from .config import DataConfig
+    from .losses import metrics
+    from .runs import load_run
+    from .stream import process as stream_process
+
+    r = load_run(run_dir)
+    pair = load_pair(DataConfig(input=input, target=target))
+    if pair.sample_rate != r.sample_rate:
+        raise FxforgeError(f"{input}: sample rate {pair.sample_rate} Hz, but the model was trained at {r.sample_rate} Hz")
+    y_hat = stream_process(r.model, torch.from_numpy(pair.x), 4096)
+    m = metrics(y_hat.reshape(1, -1, 1), torch.from_numpy(pair.y).reshape(1, -1, 1), r.config.train.loss.pre_emphasis)
+    m["latency_samples"] = pair.latency
+    if as_json:
+        print(json.dumps(m))
+    else:
+        console.print(f"ESR {m['esr']:.5f}   pre-emphasised ESR {m['esr_pre']:.5f}   (latency corrected: {pair.latency} samples)")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def export(ctx: typer.Context,
+           exporter: str = typer.Argument(..., help="exporter name (fxforge list exporters)"),
+           run_dir: Path = typer.Argument(..., help="a run directory")):
+    """Export a trained run: fxforge export juce RUN --out DIR [--build] [--verify].
+
+    Options after the run directory belong to the exporter; see `fxforge show exporter NAME`."""
+    from .config import validate
+    from .runs import load_run
+
+    spec = _registry().get("exporter", exporter)
+    options = parse_options(ctx.args)
+    r = load_run(run_dir)
+    reason = spec.refuses(r)
+    if reason:
+        raise FxforgeError(f"{run_dir}: exporter '{exporter}' cannot export model '{r.config.model.name}': {reason}")
+    defaults = r.config.export.get(exporter, {}) if isinstance(r.config.export, dict) else {}
+    cfg = validate(spec.Config, {**defaults, **options}, f"fxforge export {exporter}", "")
+    spec.export(r, cfg)
+
+
+def parse_options(args: list[str]) -> dict:
+    """['--out', 'x', '--build', '--name=A'] -> {'out': 'x', 'build': True, 'name': 'A'}."""
+    options, i = {}, 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise FxforgeError(f"unexpected argument {arg!r} (exporter options look like --key value)")
+        key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if eq:
+            options[key] = value
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            options[key] = args[i + 1]
+            i += 1
+        else:
+            options[key] = True
+        i += 1
+    return options
+
+
+@app.command("demo-capture")
+def demo_capture_cmd(out_dir: Path = typer.Argument(..., help="folder for input.wav and target.wav"),
+                     kind: str = typer.Option("amp", "--kind", help="'amp' or 'cab'"),
+                     seconds: float = typer.Option(180.0, "--seconds", min=1.0)):
+    """Write the built-in demo capture as WAV files (to train other tools on it)."""
+    from .audio import write_audio
+    from .demo import demo_capture
+
+    if kind not in ("amp", "cab"):
+        raise FxforgeError(f"--kind must be 'amp' or 'cab' (got {kind!r})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pair = demo_capture(kind, seconds)
+    for name, sig in (("input.wav", pair.x), ("target.wav", pair.y)):
+        if (out_dir / name).exists():
+            raise FxforgeError(f"{out_dir / name}: already exists; not overwriting")
+    write_audio(out_dir / "input.wav", pair.x, pair.sample_rate)
+    write_audio(out_dir / "target.wav", pair.y, pair.sample_rate)
+    console.print(f"wrote {out_dir}/input.wav and target.wav ({seconds:g} s at {pair.sample_rate} Hz)")
+
+
+def main() -> None:
+    from .train import Interrupted
+
+    show_tb = lambda: _verbose["level"] > 0 or os.environ.get("FXFORGE_TRACEBACK")  # noqa: E731
+    try:
+        app()  # standalone: usage errors exit 2 with click's message, --help exits 0
+    except FxforgeError as exc:
+        if os.environ.get("FXFORGE_TRACEBACK"):
+            traceback.print_exc()
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Interrupted as exc:
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if show_tb():
+            traceback.print_exc()
+        err_console.print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)",
+                          markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

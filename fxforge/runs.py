@@ -1,0 +1,203 @@
+"""Run directories: one new folder per run, never overwritten.
+
+    runs/<name>/<YYYYmmdd-HHMMSS>[-N]/
+        config.toml          the resolved run file (every default written out)
+        summary.json         sample rate, status, figures
+        metrics.jsonl        one line per validation
+        model.pt             best-by-validation weights (state dict only)
+        checkpoints/last.pt  everything needed to resume exactly
+        plots/*.png
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunConfig, load_config
+from .errors import FxforgeError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it:
+    a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        raise FxforgeError(f"{path}: could not write ({exc.strerror or exc})") from None
+
+
+def safe_load(path: Path) -> Any:
+    """Load a checkpoint without executing code from it (weights_only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FxforgeError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unpickling error"
+        raise FxforgeError(f"{path}: refused: holds more than plain weights ({first[:160]})") from None
+    except Exception as exc:
+        raise FxforgeError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+
+
+def load_weights(model: torch.nn.Module, state_dict: Any, path: Path) -> None:
+    """Load a state dict, naming the tensors that do not fit."""
+    if not isinstance(state_dict, dict):
+        raise FxforgeError(f"{path}: holds no state dict")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state_dict and isinstance(state_dict[k], torch.Tensor) and state_dict[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch: " + ", ".join(shapes[:4]))
+        if missing:
+            parts.append("missing: " + ", ".join(missing[:4]))
+        if unexpected:
+            parts.append("unexpected: " + ", ".join(unexpected[:4]))
+        raise FxforgeError(f"{path}: does not fit this model ({'; '.join(parts)})")
+    model.load_state_dict(state_dict)
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root: Path, name: str) -> "RunDir":
+        """A fresh directory; os.mkdir is atomic, so two runs started in the
+        same second still get different folders."""
+        base = Path(root) / name
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FxforgeError(f"{base}: cannot create run directory ({exc.strerror or exc})") from None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 1000):
+            path = base / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise FxforgeError(f"{path}: cannot create run directory ({exc.strerror or exc})") from None
+            (path / "checkpoints").mkdir()
+            return cls(path)
+        raise FxforgeError(f"{base}: too many runs started at {stamp}")
+
+    config_path = property(lambda self: self.path / "config.toml")
+    summary_path = property(lambda self: self.path / "summary.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    model_path = property(lambda self: self.path / "model.pt")
+    last_path = property(lambda self: self.path / "checkpoints" / "last.pt")
+    plots = property(lambda self: self.path / "plots")
+
+    def write_config(self, cfg: RunConfig) -> None:
+        import tomli_w
+
+        atomic_write_bytes(self.config_path, tomli_w.dumps(cfg.to_dict()).encode())
+
+    def read_summary(self) -> dict:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except FileNotFoundError:
+            raise FxforgeError(f"{self.path}: not a run directory (no summary.json)") from None
+        except json.JSONDecodeError as exc:
+            raise FxforgeError(f"{self.summary_path}: corrupt ({exc})") from None
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_bytes(self.summary_path, (json.dumps(summary, indent=2) + "\n").encode())
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line cut by a crash
+        return rows
+
+    def truncate_metrics(self, up_to_step: int) -> None:
+        """On resume, drop rows logged after the checkpoint being resumed."""
+        rows = [r for r in self.read_metrics() if r.get("step", 0) <= up_to_step]
+        atomic_write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+@dataclass
+class Run:
+    """A trained run, ready to use: what exporters and ``process`` receive."""
+
+    path: Path
+    config: RunConfig
+    model: torch.nn.Module
+    sample_rate: int
+    summary: dict
+
+
+def open_run(path: Path | str) -> RunDir:
+    path = Path(path)
+    if not path.is_dir():
+        raise FxforgeError(f"{path}: no such run directory")
+    if not (path / "config.toml").is_file():
+        raise FxforgeError(f"{path}: not a run directory (no config.toml)")
+    return RunDir(path)
+
+
+def build_model(cfg: RunConfig, sample_rate: int) -> torch.nn.Module:
+    from .plugins import get_registry
+
+    spec = get_registry().get("model", cfg.model.name, where=f"{cfg.source}: model.name")
+    return spec.build(cfg.model, sample_rate)
+
+
+def load_run(path: Path | str, weights: str = "model") -> Run:
+    """Rebuild a run's model with its best weights (or ``weights='last'``)."""
+    rd = open_run(path)
+    cfg = load_config(rd.config_path)
+    summary = rd.read_summary()
+    sr = int(summary["sample_rate"])
+    model = build_model(cfg, sr)
+    ckpt = rd.model_path if weights == "model" else rd.last_path
+    if not ckpt.exists():
+        raise FxforgeError(f"{rd.path}: has no trained weights yet ({ckpt.name} missing)")
+    state = safe_load(ckpt)
+    load_weights(model, state["model"] if weights == "last" else state, ckpt)
+    model.eval()
+    return Run(rd.path, cfg, model, sr, summary)

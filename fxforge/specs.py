@@ -1,0 +1,111 @@
+"""What a plugin registers: one small, frozen record per component.
+
+Each spec carries its own pydantic ``Config``; the matching TOML section is
+validated by it, so a plugin owns the keys of its section.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ComponentConfig(BaseModel):
+    """Base for every component's Config: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str
+
+
+class EmptyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trainable model.
+
+    ``build(config, sample_rate)`` returns an ``nn.Module`` with the streaming
+    face ``initial_state(batch, device)`` and ``forward(x, state) -> (y, state)``
+    on tensors shaped (batch, time, 1). ``provider`` names the data provider
+    that cuts the time-split audio into training examples for it.
+    """
+
+    name: str
+    summary: str
+    Config: type[ComponentConfig]
+    build: Callable[[Any, int], Any]
+    provider: str = "segments"
+    kind = "model"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """Turns the training split into batches.
+
+    ``Config`` must subclass ``fxforge.DataConfig`` (it validates the whole
+    ``[data]`` section). ``build(config, model_config)`` returns an object with
+    ``batches(x, y, batch_size, generator) -> iterator of (x, y)`` where x and
+    y are (batch, time, 1) tensors, and ``len_batches(n_samples, batch_size)``.
+    """
+
+    name: str
+    summary: str
+    Config: type[BaseModel]
+    build: Callable[[Any, Any], Any]
+    kind = "provider"
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A learning-rate schedule: ``build(config, base_lr)`` returns
+    ``f(progress) -> lr`` with progress in [0, 1] (the larger of steps done and
+    time budget spent), so a schedule needs no state of its own to resume."""
+
+    name: str
+    summary: str
+    Config: type[ComponentConfig]
+    build: Callable[[Any, float], Callable[[float], float]]
+    kind = "scheduler"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A compute backend. ``auto`` picks the available one with the highest
+    ``priority``. ``torch_device(index)`` returns the ``torch.device``."""
+
+    name: str
+    summary: str
+    is_available: Callable[[], bool]
+    torch_device: Callable[[Optional[int]], Any]
+    priority: int = 0
+    describe: Callable[[], str] = lambda: ""
+    Config: type[BaseModel] = EmptyConfig
+    kind = "device"
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """Turns a trained run into something else (a plugin project, a file).
+
+    ``export(run, config)`` does the work; ``refuses(run)`` returns a one-line
+    reason when it cannot export that run's model, else None. The CLI passes
+    ``--key value`` options to ``Config`` (dashes become underscores)."""
+
+    name: str
+    summary: str
+    Config: type[BaseModel]
+    export: Callable[[Any, Any], Any]
+    refuses: Callable[[Any], Optional[str]] = lambda run: None
+    kind = "exporter"
+
+
+SPEC_TYPES = {
+    "model": ModelSpec,
+    "provider": ProviderSpec,
+    "scheduler": SchedulerSpec,
+    "device": DeviceSpec,
+    "exporter": ExporterSpec,
+}

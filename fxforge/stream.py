@@ -1,0 +1,56 @@
+"""Block-wise inference with state carried between blocks, as a plugin runs."""
+from __future__ import annotations
+
+import torch
+
+
+def detach_state(state):
+    """Detach every tensor in a (nested) state so TBPTT cuts the graph there."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    return state
+
+
+@torch.no_grad()
+def run_blocks(model, x: torch.Tensor, block: int | None = None, state=None):
+    """Run (batch, time, 1) audio through ``model`` in blocks of ``block``
+    samples (None: all at once); returns (output, final state)."""
+    if state is None:
+        state = model.initial_state(x.shape[0], x.device)
+    if not block or block >= x.shape[1]:
+        return model(x, state)
+    outs = []
+    for start in range(0, x.shape[1], block):
+        y, state = model(x[:, start : start + block], state)
+        outs.append(y)
+    return torch.cat(outs, dim=1), state
+
+
+@torch.no_grad()
+def process(model, x: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    """1-D in, 1-D out; the output lines up with the input (the model's own
+    latency, if it reports one, is compensated by flushing its tail)."""
+    latency = int(getattr(model, "latency", 0))
+    x3 = x.reshape(1, -1, 1).to(torch.float32)
+    if latency:
+        x3 = torch.cat([x3, x3.new_zeros(1, latency, 1)], dim=1)
+    y, _ = run_blocks(model, x3, block)
+    return y.reshape(-1)[latency : latency + x.numel()]
+
+
+@torch.no_grad()
+def predict_clips(model, x: torch.Tensor, clip: int, context: int) -> torch.Tensor:
+    """Fast whole-signal inference for validation and test: the 1-D signal is
+    cut into clips run as one batch, each preceded by ``context`` samples of
+    the audio before it so its state has settled where scoring starts."""
+    latency = int(getattr(model, "latency", 0))
+    n = x.numel()
+    clips = max(1, -(-n // clip))
+    padded = torch.cat([x.new_zeros(context), x.reshape(-1), x.new_zeros(clips * clip - n + latency)])
+    windows = padded.unfold(0, context + clip + latency, clip)[:clips]
+    y, _ = model(windows.unsqueeze(-1), model.initial_state(clips, x.device))
+    return y[:, context + latency :, 0].reshape(-1)[:n]

@@ -1,0 +1,303 @@
+"""The training loop: truncated BPTT, validation, best checkpoint, exact resume.
+
+Resume is exact because everything random is derived from (seed, epoch): the
+batch order of an epoch is the same however often the run was interrupted,
+and a checkpoint records the epoch and the batch within it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .audio import check_not_silent, load_pair
+from .config import RunConfig
+from .devices import resolve_device
+from .errors import FxforgeError
+from .losses import Loss, metrics
+from .plugins import get_registry
+from .runs import RunDir, atomic_save, load_weights, safe_load
+from .stream import detach_state, predict_clips
+
+log = logging.getLogger("fxforge")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the checkpoint is saved; exit 130."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted; checkpoint saved. Resume with: fxforge run --resume {run_dir}")
+        self.run_dir = run_dir
+
+
+@dataclass
+class Progress:
+    epoch: int = 0          # epochs completed
+    batch: int = 0          # batches completed within the current epoch
+    step: int = 0           # optimizer updates
+    samples: int = 0        # training samples seen (with gradient)
+    elapsed: float = 0.0    # training seconds, summed over resumes
+    best: float = math.inf  # best validation loss
+    best_epoch: int = -1
+    since_best: int = 0
+    done: bool = False
+
+
+@contextmanager
+def _catch_sigint():
+    """Turn Ctrl-C into a flag the loop checks between batches."""
+    flag = {"hit": False}
+
+    def handler(signum, frame):
+        flag["hit"] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, audio, on_event: Callable[[str, dict], None] | None = None):
+        reg = get_registry()
+        self.cfg, self.audio = cfg, audio
+        self.run: RunDir | None = None
+        self.on_event = on_event or (lambda kind, info: None)
+        self.device = resolve_device(cfg.train.device, f"{cfg.source}: train.device")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        self.model = reg.get("model", cfg.model.name).build(cfg.model, audio.sample_rate).to(self.device)
+        self.provider = reg.get("provider", cfg.data.provider).build(cfg.data, cfg.model)
+        self.lr_at = reg.get("scheduler", cfg.scheduler.name).build(cfg.scheduler, cfg.optim.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.loss_fn = Loss(cfg.train.loss).to(self.device)
+        splits = audio.splits(cfg.data.split, cfg.data.fraction)
+        self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
+        self.progress = Progress()
+        self.sr = audio.sample_rate
+
+    # -- state -------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "progress": asdict(self.progress), "format": 1}
+
+    def load_state(self, path: Path) -> None:
+        ckpt = safe_load(path)
+        if not isinstance(ckpt, dict) or "model" not in ckpt or "progress" not in ckpt:
+            raise FxforgeError(f"{path}: not a training checkpoint")
+        load_weights(self.model, ckpt["model"], path)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.progress = Progress(**ckpt["progress"])
+
+    def save_last(self) -> None:
+        atomic_save(self.state_dict(), self.run.last_path)
+
+    # -- the loop ----------------------------------------------------------
+    def epoch_batches(self, epoch: int) -> list:
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        x, y = self.split["train"]
+        return list(self.provider.batches(x, y, self.cfg.train.batch_size, gen))
+
+    def updates_in(self, batch_len: int) -> int:
+        t = self.cfg.train
+        return max(1, -(-(batch_len - t.warmup) // t.tbptt))
+
+    def fit(self) -> Progress:
+        t = self.cfg.train
+        p = self.progress
+        first = self.epoch_batches(p.epoch) if p.epoch < t.epochs else []
+        per_epoch = sum(self.updates_in(xb.shape[1]) for xb, _ in first) or 1
+        total_steps = per_epoch * t.epochs
+        self.on_event("start", {"total_steps": total_steps, "step": p.step, "time_budget": t.time_budget})
+        loss = math.nan
+        with _catch_sigint() as sigint:
+            while p.epoch < t.epochs and not p.done:
+                batches = first if first is not None else self.epoch_batches(p.epoch)
+                first = None
+                for xb, yb in batches[p.batch :]:
+                    started = time.perf_counter()
+                    loss = self.train_batch(xb, yb, total_steps)
+                    p.elapsed += time.perf_counter() - started
+                    p.batch += 1
+                    self.on_event("batch", {"step": p.step, "loss": loss, "epoch": p.epoch,
+                                            "elapsed": p.elapsed, "lr": self.optimizer.param_groups[0]["lr"]})
+                    if sigint["hit"]:
+                        self.save_last()
+                        raise Interrupted(self.run.path)
+                    if t.time_budget and p.elapsed >= t.time_budget:
+                        p.done = True
+                        break
+                if not p.done:
+                    p.epoch += 1
+                    p.batch = 0
+                self.validate(loss)
+                if t.patience and p.since_best >= t.patience:
+                    p.done = True
+                self.save_last()
+        return p
+
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, total_steps: int) -> float:
+        t, p = self.cfg.train, self.progress
+        xb, yb = xb.to(self.device), yb.to(self.device)
+        self.model.train()
+        state = self.model.initial_state(xb.shape[0], self.device)
+        if t.warmup:
+            with torch.no_grad():
+                _, state = self.model(xb[:, : t.warmup], state)
+        losses = []
+        for start in range(t.warmup, xb.shape[1], t.tbptt):
+            stop = min(start + t.tbptt, xb.shape[1])
+            frac = p.step / total_steps
+            if t.time_budget:
+                frac = max(frac, p.elapsed / t.time_budget)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(min(1.0, frac))
+            y_hat, state = self.model(xb[:, start:stop], state)
+            loss = self.loss_fn(y_hat, yb[:, start:stop])
+            if not torch.isfinite(loss.detach()):
+                raise FxforgeError(
+                    f"{self.cfg.source}: training diverged (loss is {loss.item()}) at epoch {p.epoch + 1}, "
+                    f"step {p.step}; the last good checkpoint is kept in {self.run.last_path} "
+                    f"(try a lower optim.lr)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            self.optimizer.step()
+            state = detach_state(state)
+            p.step += 1
+            p.samples += xb.shape[0] * (stop - start)
+            losses.append(loss.item())
+        return sum(losses) / len(losses)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        x, y = self.split[split]
+        self.model.eval()
+        clip = int(self.cfg.train.val_clip_seconds * self.sr)
+        y_hat = predict_clips(self.model, x.to(self.device), clip, context=max(self.cfg.train.warmup, 2048))
+        return metrics(y_hat.cpu().reshape(1, -1, 1), y.reshape(1, -1, 1), self.cfg.train.loss.pre_emphasis)
+
+    def validate(self, train_loss: float) -> None:
+        p = self.progress
+        m = self.evaluate("validation")
+        # Select on the figure the run is judged by: the same mix as the loss.
+        c = self.cfg.train.loss
+        score = m["esr_pre"] * c.esr_pre + m["esr"] * (c.esr or (0 if c.esr_pre else 1))
+        improved = score < p.best
+        if improved:
+            p.best, p.best_epoch, p.since_best = score, p.epoch, 0
+            atomic_save(self.model.state_dict(), self.run.model_path)
+        else:
+            p.since_best += 1
+        row = {"epoch": p.epoch, "step": p.step, "time": round(p.elapsed, 3), "train_loss": train_loss,
+               "val_esr": m["esr"], "val_esr_pre": m["esr_pre"], "lr": self.optimizer.param_groups[0]["lr"],
+               "best": improved}
+        self.run.append_metrics(row)
+        self.on_event("validation", row)
+
+    def test(self) -> dict[str, float]:
+        state = safe_load(self.run.model_path)
+        load_weights(self.model, state, self.run.model_path)
+        return self.evaluate("test")
+
+    def predictions(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = self.split[split]
+        clip = int(self.cfg.train.val_clip_seconds * self.sr)
+        with torch.no_grad():
+            y_hat = predict_clips(self.model.eval(), x.to(self.device), clip, context=max(self.cfg.train.warmup, 2048)).cpu()
+        return x, y, y_hat
+
+
+def check_splits(trainer: Trainer, where: str) -> None:
+    for name, (x, y) in trainer.split.items():
+        if name != "train" and x.numel() < trainer.sr // 10:
+            raise FxforgeError(f"{where}: the {name} split is shorter than 0.1 s; give more audio or change data.split")
+        check_not_silent(y.numpy(), f"{where}: {name} split of the target")
+    x, y = trainer.split["train"]
+    check_not_silent(y.numpy(), f"{where}: train split of the target")
+    need = trainer.cfg.train.warmup + 1
+    if x.numel() < need:
+        raise FxforgeError(f"{where}: the train split ({x.numel()} samples) is shorter than train.warmup + 1")
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: Path | None = None,
+          checkpoint: Path | None = None, on_event=None) -> dict:
+    """Train a new run (or resume one) and return its summary.
+
+    Everything that can be wrong with the input is checked before the run
+    directory is created, so a refused run leaves nothing behind."""
+    from . import __version__
+    from .config import load_config
+    from .plots import write_plots
+    from .runs import open_run
+
+    if resume is not None:
+        run = open_run(resume)
+        cfg = load_config(run.config_path)
+        summary = run.read_summary()
+        if summary.get("status") == "finished":
+            raise FxforgeError(f"{run.path}: this run has finished; start a new one, or use --checkpoint {run.model_path}")
+        if not run.last_path.exists():
+            raise FxforgeError(f"{run.path}: has no checkpoint to resume from (it stopped before its first validation)")
+    audio = load_pair(cfg.data)
+    trainer = Trainer(cfg, audio, on_event)
+    check_splits(trainer, cfg.source)
+    if checkpoint is not None:
+        state = safe_load(checkpoint)
+        load_weights(trainer.model, state.get("model", state) if isinstance(state, dict) and "progress" in state else state, checkpoint)
+    if resume is not None:
+        trainer.run = run
+        trainer.load_state(run.last_path)
+        run.truncate_metrics(trainer.progress.step)
+    else:
+        run = trainer.run = RunDir.create(runs_dir, cfg.name)
+        run.write_config(cfg)
+        summary = {"name": cfg.name, "model": cfg.model.name, "status": "running", "sample_rate": audio.sample_rate,
+                   "parameters": parameter_count(trainer.model), "fxforge": __version__,
+                   "checkpoint": str(checkpoint) if checkpoint else None}
+        run.write_summary(summary)
+    summary.update({"device": str(trainer.device), "latency_samples": audio.latency, "notes": audio.notes})
+    try:
+        progress = trainer.fit()
+    except Interrupted:
+        summary["status"] = "interrupted"
+        run.write_summary(summary)
+        raise
+    except FxforgeError:
+        summary["status"] = "failed"
+        run.write_summary(summary)
+        raise
+    if not run.model_path.exists():
+        raise FxforgeError(f"{run.path}: no validation finished, so there are no weights to test")
+    test = trainer.test()
+    best = next((r for r in run.read_metrics() if r.get("best") and r["epoch"] == progress.best_epoch), {})
+    summary.update({
+        "status": "finished", "run_dir": str(run.path), "epochs": progress.epoch, "steps": progress.step,
+        "train_seconds": round(progress.elapsed, 2),
+        "samples_per_second": round(progress.samples / progress.elapsed) if progress.elapsed else None,
+        "best_epoch": progress.best_epoch, "val_esr": best.get("val_esr"), "val_esr_pre": best.get("val_esr_pre"),
+        "test_esr": test["esr"], "test_esr_pre": test["esr_pre"],
+    })
+    run.write_summary(summary)
+    try:
+        write_plots(run, trainer)
+    except Exception as exc:  # plots are a convenience; never lose a finished run over them
+        log.warning("could not draw plots: %s", exc)
+    return summary

@@ -1,0 +1,71 @@
+"""The waveform LSTM: an LSTM over raw samples predicting only the change,
+y = x + Linear(h_t), with its state carried from block to block; and the
+`segments` provider that cuts the training audio for truncated BPTT."""
+import torch
+from pydantic import Field
+from torch import nn
+
+from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, hookimpl
+
+
+class WaveLSTMConfig(ComponentConfig):
+    hidden_size: int = Field(32, gt=0, le=1024, description="LSTM units per layer")
+    num_layers: int = Field(1, gt=0, le=8, description="stacked LSTM layers")
+    residual: bool = Field(True, description="predict only the change: y = x + head(h)")
+
+
+class WaveLSTM(nn.Module):
+    """(batch, time, 1) -> (batch, time, 1); state is the LSTM's (h, c)."""
+
+    def __init__(self, hidden_size: int = 32, num_layers: int = 1, residual: bool = True):
+        super().__init__()
+        self.lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, 1)
+        self.residual = residual
+
+    def initial_state(self, batch: int, device=None):
+        shape = (self.lstm.num_layers, batch, self.lstm.hidden_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def forward(self, x, state):
+        h, state = self.lstm(x, state)
+        y = self.head(h)
+        return (y + x if self.residual else y), state
+
+
+class SegmentsConfig(DataConfig):
+    segment: int = Field(9216, gt=0, description="samples per training example (warm-up + TBPTT chunks)")
+
+
+class Segments:
+    """Cuts the training split into equal segments at a random offset each
+    epoch (so boundaries move), shuffled, in batches."""
+
+    def __init__(self, cfg: SegmentsConfig):
+        self.segment = cfg.segment
+
+    def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator):
+        seg = min(self.segment, x.numel())
+        spare = x.numel() - seg
+        offset = int(torch.randint(0, spare % seg + 1, (1,), generator=generator)) if spare else 0
+        count = (x.numel() - offset) // seg
+        xs = x[offset : offset + count * seg].reshape(count, seg, 1)
+        ys = y[offset : offset + count * seg].reshape(count, seg, 1)
+        order = torch.randperm(count, generator=generator)
+        for i in range(0, count, batch_size):
+            idx = order[i : i + batch_size]
+            yield xs[idx], ys[idx]
+
+
+@hookimpl
+def fxforge_register_models(register):
+    register(ModelSpec(
+        "wave-lstm", "LSTM over raw samples, y = x + Linear(h_t), state carried between blocks",
+        WaveLSTMConfig, lambda cfg, sr: WaveLSTM(cfg.hidden_size, cfg.num_layers, cfg.residual),
+        provider="segments"))
+
+
+@hookimpl
+def fxforge_register_providers(register):
+    register(ProviderSpec("segments", "Equal segments of the training split for truncated BPTT",
+                          SegmentsConfig, lambda cfg, model_cfg: Segments(cfg)))
