@@ -1,0 +1,164 @@
+#include "PluginProcessor.h"
+#include "PluginEditor.h"
+#include "FxforgeInfo.h"
+
+#include <cmath>
+
+namespace
+{
+constexpr double kSmoothingSeconds = 0.02;
+const juce::ParameterID kInputGain { "input_gain", 1 };
+const juce::ParameterID kOutputGain { "output_gain", 1 };
+const juce::ParameterID kMix { "mix", 1 };
+const juce::ParameterID kBypass { "bypass", 1 };
+} // namespace
+
+juce::AudioProcessorValueTreeState::ParameterLayout FxforgeAudioProcessor::createLayout()
+{
+    // Defaults are neutral (0 dB, 100 % wet, not bypassed): the plugin's output
+    // then equals the PyTorch model's, which `fxforge export juce --verify` checks.
+    using namespace juce;
+    AudioProcessorValueTreeState::ParameterLayout layout;
+    auto db = AudioParameterFloatAttributes().withLabel ("dB");
+    layout.add (std::make_unique<AudioParameterFloat> (kInputGain, "Input", NormalisableRange<float> (-24.0f, 24.0f, 0.1f), 0.0f, db));
+    layout.add (std::make_unique<AudioParameterFloat> (kOutputGain, "Output", NormalisableRange<float> (-24.0f, 24.0f, 0.1f), 0.0f, db));
+    layout.add (std::make_unique<AudioParameterFloat> (kMix, "Mix", NormalisableRange<float> (0.0f, 100.0f, 0.1f), 100.0f,
+                                                       AudioParameterFloatAttributes().withLabel ("%")));
+    layout.add (std::make_unique<AudioParameterBool> (kBypass, "Bypass", false));
+    return layout;
+}
+
+FxforgeAudioProcessor::FxforgeAudioProcessor()
+    : AudioProcessor (BusesProperties()
+                          .withInput ("Input", juce::AudioChannelSet::stereo(), true)
+                          .withOutput ("Output", juce::AudioChannelSet::stereo(), true)),
+      state (*this, nullptr, "FxforgeState", createLayout())
+{
+    inputGainDb = state.getRawParameterValue (kInputGain.getParamID());
+    outputGainDb = state.getRawParameterValue (kOutputGain.getParamID());
+    mixPercent = state.getRawParameterValue (kMix.getParamID());
+    bypassValue = state.getRawParameterValue (kBypass.getParamID());
+    bypassParam = state.getParameter (kBypass.getParamID());
+
+    // Parse the embedded weights once; each channel gets its own model instance.
+    const auto json = nlohmann::json::parse (BinaryData::model_weights_json,
+                                             BinaryData::model_weights_json + BinaryData::model_weights_jsonSize);
+    for (auto& m : models)
+    {
+        m = std::make_unique<fxforge::ModelType>();
+        fxforge::loadWeights (*m, json);
+    }
+    resetModels();
+}
+
+void FxforgeAudioProcessor::resetModels() noexcept
+{
+    for (auto& m : models)
+        m->reset();
+}
+
+void FxforgeAudioProcessor::reset()
+{
+    resetModels();
+    inputGain.setCurrentAndTargetValue (juce::Decibels::decibelsToGain (inputGainDb->load()));
+    outputGain.setCurrentAndTargetValue (juce::Decibels::decibelsToGain (outputGainDb->load()));
+    mix.setCurrentAndTargetValue (mixPercent->load() * 0.01f);
+    bypassMix.setCurrentAndTargetValue (bypassValue->load() >= 0.5f ? 1.0f : 0.0f);
+}
+
+void FxforgeAudioProcessor::prepareToPlay (double sampleRate, int)
+{
+    for (auto* s : { &inputGain, &outputGain, &mix, &bypassMix })
+        s->reset (sampleRate, kSmoothingSeconds);
+    reset();
+
+    hostSampleRate.store (sampleRate);
+    const bool mismatch = std::abs (sampleRate - (double) fxforge::info::kSampleRate) > 0.5;
+    sampleRateMismatch.store (mismatch);
+    if (mismatch)
+        juce::Logger::writeToLog (juce::String (fxforge::info::kProductName) + ": host sample rate "
+                                  + juce::String (sampleRate, 0) + " Hz differs from the model's training rate "
+                                  + juce::String (fxforge::info::kSampleRate) + " Hz; the model is rate-specific and will sound different.");
+}
+
+bool FxforgeAudioProcessor::isBusesLayoutSupported (const BusesLayout& layouts) const
+{
+    const auto& out = layouts.getMainOutputChannelSet();
+    if (out != juce::AudioChannelSet::mono() && out != juce::AudioChannelSet::stereo())
+        return false;
+    return layouts.getMainInputChannelSet() == out;
+}
+
+void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce::MidiBuffer&)
+{
+    juce::ScopedNoDenormals noDenormals;
+
+    const int numSamples = buffer.getNumSamples();
+    const int numIn = getTotalNumInputChannels();
+    const int numOut = getTotalNumOutputChannels();
+    for (int ch = numIn; ch < numOut; ++ch)
+        buffer.clear (ch, 0, numSamples);
+    const int numChannels = juce::jmin (numIn, numOut, kMaxChannels, buffer.getNumChannels());
+
+    inputGain.setTargetValue (juce::Decibels::decibelsToGain (inputGainDb->load()));
+    outputGain.setTargetValue (juce::Decibels::decibelsToGain (outputGainDb->load()));
+    mix.setTargetValue (mixPercent->load() * 0.01f);
+    bypassMix.setTargetValue (bypassValue->load() >= 0.5f ? 1.0f : 0.0f);
+
+    for (int start = 0; start < numSamples; start += kChunk)
+    {
+        const int n = juce::jmin (kChunk, numSamples - start);
+        // The smoothed values are shared by all channels: compute them once per chunk.
+        for (int i = 0; i < n; ++i)
+        {
+            inGainBuf[(size_t) i] = inputGain.getNextValue();
+            outGainBuf[(size_t) i] = outputGain.getNextValue();
+            mixBuf[(size_t) i] = mix.getNextValue();
+            bypassBuf[(size_t) i] = bypassMix.getNextValue();
+        }
+
+        for (int ch = 0; ch < numChannels; ++ch)
+        {
+            auto& model = *models[(size_t) ch];
+            float* data = buffer.getWritePointer (ch, start);
+            for (int i = 0; i < n; ++i)
+            {
+                const float dry = data[i];
+                float x = dry * inGainBuf[(size_t) i];
+                float wet = model.forward (&x);
+                if constexpr (fxforge::kResidual)
+                    wet += x;
+                const float m = mixBuf[(size_t) i];
+                const float fx = m * outGainBuf[(size_t) i] * wet + (1.0f - m) * dry;
+                const float b = bypassBuf[(size_t) i];
+                // The model keeps running while bypassed, so un-bypassing is click-free.
+                data[i] = b * dry + (1.0f - b) * fx;
+            }
+        }
+    }
+}
+
+void FxforgeAudioProcessor::getStateInformation (juce::MemoryBlock& destData)
+{
+    auto tree = state.copyState();
+    tree.setProperty ("fxforge_model", fxforge::info::kProductName, nullptr);
+    if (auto xml = tree.createXml())
+        copyXmlToBinary (*xml, destData);
+}
+
+void FxforgeAudioProcessor::setStateInformation (const void* data, int sizeInBytes)
+{
+    if (auto xml = getXmlFromBinary (data, sizeInBytes))
+        if (xml->hasTagName (state.state.getType()))
+            state.replaceState (juce::ValueTree::fromXml (*xml));
+}
+
+juce::AudioProcessorEditor* FxforgeAudioProcessor::createEditor()
+{
+    return new FxforgeAudioProcessorEditor (*this);
+}
+
+juce::AudioProcessor* JUCE_CALLTYPE createPluginFilter()
+{
+    return new FxforgeAudioProcessor();
+}

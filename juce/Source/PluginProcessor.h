@@ -1,0 +1,81 @@
+#pragma once
+
+#include <JuceHeader.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+
+#include "FxforgeModel.h"
+
+/** Runs the trained network (RTNeural compile-time model) on each channel.
+
+    Real-time safety: everything is allocated in the constructor; processBlock
+    never allocates, locks, logs or touches files, and handles any block size
+    by working in chunks of kChunk samples.
+*/
+class FxforgeAudioProcessor final : public juce::AudioProcessor
+{
+public:
+    static constexpr int kMaxChannels = 2;
+    static constexpr int kChunk = 256;
+
+    FxforgeAudioProcessor();
+    ~FxforgeAudioProcessor() override = default;
+
+    void prepareToPlay (double sampleRate, int samplesPerBlock) override;
+    void releaseResources() override {}
+    void reset() override;
+    bool isBusesLayoutSupported (const BusesLayout& layouts) const override;
+    void processBlock (juce::AudioBuffer<float>&, juce::MidiBuffer&) override;
+    using AudioProcessor::processBlock;
+
+    juce::AudioProcessorEditor* createEditor() override;
+    bool hasEditor() const override { return true; }
+
+    const juce::String getName() const override { return JucePlugin_Name; }
+    bool acceptsMidi() const override { return false; }
+    bool producesMidi() const override { return false; }
+    bool isMidiEffect() const override { return false; }
+    double getTailLengthSeconds() const override { return 0.0; }
+
+    int getNumPrograms() override { return 1; }
+    int getCurrentProgram() override { return 0; }
+    void setCurrentProgram (int) override {}
+    const juce::String getProgramName (int) override { return {}; }
+    void changeProgramName (int, const juce::String&) override {}
+
+    void getStateInformation (juce::MemoryBlock& destData) override;
+    void setStateInformation (const void* data, int sizeInBytes) override;
+
+    juce::AudioProcessorParameter* getBypassParameter() const override { return bypassParam; }
+
+    juce::AudioProcessorValueTreeState& getState() noexcept { return state; }
+
+    /** Set in prepareToPlay when the host rate differs from the training rate. */
+    bool hasSampleRateMismatch() const noexcept { return sampleRateMismatch.load(); }
+    double getHostSampleRate() const noexcept { return hostSampleRate.load(); }
+
+    static juce::AudioProcessorValueTreeState::ParameterLayout createLayout();
+
+private:
+    void resetModels() noexcept;
+
+    juce::AudioProcessorValueTreeState state;
+    std::atomic<float>* inputGainDb = nullptr;
+    std::atomic<float>* outputGainDb = nullptr;
+    std::atomic<float>* mixPercent = nullptr;
+    std::atomic<float>* bypassValue = nullptr;
+    juce::AudioProcessorParameter* bypassParam = nullptr;
+
+    // One model per channel, each with its own recurrent state.
+    std::array<std::unique_ptr<fxforge::ModelType>, kMaxChannels> models;
+
+    juce::SmoothedValue<float> inputGain, outputGain, mix, bypassMix;
+    std::array<float, kChunk> inGainBuf {}, outGainBuf {}, mixBuf {}, bypassBuf {};
+
+    std::atomic<bool> sampleRateMismatch { false };
+    std::atomic<double> hostSampleRate { 0.0 };
+
+    JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (FxforgeAudioProcessor)
+};

@@ -1,0 +1,140 @@
+"""The ``juce`` exporter: ``fxforge export juce RUN --out DIR [--build] [--verify]``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fxforge import ExporterSpec, FxforgeError, hookimpl
+
+from .generate import CODE_RE, Project, derive_names, safe_name, write_project
+from .models import Unsupported, map_model
+
+FORMATS = {"vst3": "VST3", "lv2": "LV2", "standalone": "Standalone", "au": "AU", "aax": "AAX"}
+
+
+class JuceConfig(BaseModel):
+    """Options of ``fxforge export juce``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Field(description="directory of the generated CMake project")
+    name: Optional[str] = Field(None, description="plugin name (default: the run's name); sanitised")
+    manufacturer: str = Field("fxforge", description="company name shown by hosts; sanitised")
+    plugin_code: Optional[str] = Field(None, description="4-char plugin code (default: derived from the name)")
+    manufacturer_code: Optional[str] = Field(None, description="4-char manufacturer code (default: derived)")
+    formats: list[str] = Field(default_factory=lambda: ["VST3", "LV2", "Standalone"],
+                               description="comma-separated: VST3, LV2, Standalone, AU (macOS), AAX (macOS/Windows)")
+    build: bool = Field(False, description="configure and build the project (Release, all cores)")
+    verify: bool = Field(False, description="build, then compare the VST3 with PyTorch at several block sizes")
+    tolerance: float = Field(1e-4, gt=0, description="--verify: largest allowed max abs error")
+    rtneural_dir: Optional[Path] = Field(None, description="local RTNeural checkout (default: $FXFORGE_RTNEURAL_DIR, else GitHub)")
+    juce_dir: Optional[Path] = Field(None, description="local JUCE checkout (default: installed JUCE package, else GitHub)")
+    jobs: Optional[int] = Field(None, gt=0, description="parallel build jobs (default: all cores)")
+    portable: bool = Field(False, description="build without AVX2/FMA (runs on any x86-64 CPU, slower)")
+    force: bool = Field(False, description="write into a non-empty --out that is not an fxforge project")
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _split_formats(cls, value):
+        if isinstance(value, str):
+            value = [v for v in value.replace(";", ",").split(",")]
+        out = []
+        for v in value:
+            key = str(v).strip().lower()
+            if not key:
+                continue
+            if key not in FORMATS:
+                raise ValueError(f"unknown format {str(v).strip()!r} (choose from {', '.join(FORMATS.values())})")
+            if FORMATS[key] not in out:
+                out.append(FORMATS[key])
+        if not out:
+            raise ValueError("name at least one format")
+        return out
+
+    @field_validator("plugin_code", "manufacturer_code")
+    @classmethod
+    def _code(cls, value):
+        if value is not None and (not CODE_RE.match(value) or value.lower() == value):
+            raise ValueError("must be 4 letters/digits with at least one upper-case letter")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if self.rtneural_dir is None and os.environ.get("FXFORGE_RTNEURAL_DIR"):
+            self.rtneural_dir = Path(os.environ["FXFORGE_RTNEURAL_DIR"])
+        if self.verify and "VST3" not in self.formats:
+            self.formats = [*self.formats, "VST3"]
+        return self
+
+
+def _model_name(run) -> str:
+    return str(getattr(getattr(run.config, "model", None), "name", "?"))
+
+
+def refuses(run) -> str | None:
+    """One line saying why this run cannot become a plugin, or None."""
+    try:
+        map_model(_model_name(run), run.model)
+    except Unsupported as e:
+        return " ".join(str(e).split())
+    return None
+
+
+def generate(run, config: JuceConfig) -> Project:
+    """Write the CMake project for ``run`` into ``config.out`` (no build)."""
+    try:
+        rt = map_model(_model_name(run), run.model)
+    except Unsupported as e:
+        reason = " ".join(str(e).split())
+        raise FxforgeError(f"the juce exporter cannot export model '{_model_name(run)[:60]}': {reason}") from None
+    run_name = getattr(run.config, "name", None)
+    names = derive_names(run_name, config.name, config.manufacturer, config.plugin_code, config.manufacturer_code)
+    return write_project(
+        config.out, names, rt,
+        sample_rate=int(run.sample_rate), formats=config.formats, summary=getattr(run, "summary", None),
+        run_label=safe_name(run_name, "run"), run_path=str(getattr(run, "path", "")),
+        model_name=_model_name(run), force=config.force,
+    )
+
+
+def export(run, config: JuceConfig):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    project = generate(run, config)
+    n = project.names
+    console.print(f"[bold]{n.product}[/bold] ({project.rt.architecture}, {project.sample_rate} Hz) "
+                  f"-> {project.dir}  [dim]codes {n.manufacturer_code}/{n.plugin_code}[/dim]")
+    if not (config.build or config.verify):
+        console.print(f"next: cmake -S {project.dir} -B {project.dir / 'build'} -DCMAKE_BUILD_TYPE=Release "
+                      f"&& cmake --build {project.dir / 'build'} -j   (or re-run with --build)")
+        return project
+
+    from .build import build_project, verify_plugin
+
+    artifacts = build_project(project.dir, config, console=console)
+    if config.verify:
+        from fxforge.stream import process
+
+        errors = verify_plugin(artifacts["VST3"], lambda x, block: process(run.model, x, block),
+                               project.sample_rate, console=console)
+        worst = max(errors.values())
+        if worst > config.tolerance:
+            console.print(f"[red]verify failed: max abs error {worst:.3g} > {config.tolerance:g}[/red]")
+            raise SystemExit(1)
+        console.print(f"[green]verify ok: max abs error {worst:.3g} <= {config.tolerance:g}[/green]")
+    return project
+
+
+@hookimpl
+def fxforge_register_exporters(register):
+    register(ExporterSpec(
+        name="juce",
+        summary="real-time JUCE plugin (VST3/LV2/Standalone; AU/AAX on macOS/Windows) via RTNeural",
+        Config=JuceConfig,
+        export=export,
+        refuses=refuses,
+    ))
