@@ -146,8 +146,10 @@ _NINJA = re.compile(r"^\[(\d+)/(\d+)\]\s*(.*)")
 _MAKE = re.compile(r"^\[\s*(\d+)%\]\s*(.*)")
 
 
-def build_project(project: Path, config, console=None) -> dict[str, Path]:
-    """Configure + build (Release, all cores) with live progress; returns {format: artifact path}."""
+def build_project(project: Path, config, console=None, extra_cmake_args: list[str] | None = None) -> dict[str, Path]:
+    """Configure + build (Release, all cores) with live progress; returns {format: artifact path}.
+
+    Also writes build/fxforge-build-times.json (configure and build seconds)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -172,7 +174,8 @@ def build_project(project: Path, config, console=None) -> dict[str, Path]:
 
     t0 = time.monotonic()
     with console.status("configuring (cmake)..."):
-        rc, log = _run_logged(configure_command(project, build_dir, config, cmake), log_path, lambda _l: None)
+        cmd = configure_command(project, build_dir, config, cmake) + list(extra_cmake_args or [])
+        rc, log = _run_logged(cmd, log_path, lambda _l: None)
     if rc != 0:
         raise FxforgeError(_explain_configure_failure(log_path.read_text(errors="replace"), log_path))
     t_conf = time.monotonic() - t0
