@@ -75,10 +75,12 @@ void FxforgeAudioProcessor::prepareToPlay (double sampleRate, int)
     hostSampleRate.store (sampleRate);
     const bool mismatch = std::abs (sampleRate - (double) fxforge::info::kSampleRate) > 0.5;
     sampleRateMismatch.store (mismatch);
-    if (mismatch)
+    // Log once per rate (hosts may call prepareToPlay many times); never from processBlock.
+    if (mismatch && sampleRate != loggedSampleRate)
         juce::Logger::writeToLog (juce::String (fxforge::info::kProductName) + ": host sample rate "
                                   + juce::String (sampleRate, 0) + " Hz differs from the model's training rate "
                                   + juce::String (fxforge::info::kSampleRate) + " Hz; the model is rate-specific and will sound different.");
+    loggedSampleRate = mismatch ? sampleRate : 0.0;
 }
 
 bool FxforgeAudioProcessor::isBusesLayoutSupported (const BusesLayout& layouts) const

@@ -76,6 +76,7 @@ private:
 
     std::atomic<bool> sampleRateMismatch { false };
     std::atomic<double> hostSampleRate { 0.0 };
+    double loggedSampleRate = 0.0; // message thread only (prepareToPlay)
 
     JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (FxforgeAudioProcessor)
 };

@@ -115,6 +115,11 @@ def export(run, config: JuceConfig):
 
     from .build import build_project, verify_plugin
 
+    if config.verify:
+        try:  # fail before a minutes-long build, not after it
+            import pedalboard  # noqa: F401
+        except ImportError:
+            raise FxforgeError("--verify hosts the VST3 with pedalboard: pip install pedalboard") from None
     artifacts = build_project(project.dir, config, console=console)
     if config.verify:
         from fxforge.stream import process
