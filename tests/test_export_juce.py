@@ -138,6 +138,19 @@ def test_hostile_names_are_sanitised(tmp_path, hostile):
         assert (project.dir / rel).read_bytes() == (template_dir() / rel).read_bytes()
 
 
+def test_gru_mapping(tmp_path):
+    """Adding a model is one mapper: the GRU layout generates GRULayerT + loadGRU."""
+    run = fake_run(model_name="gru")
+    torch.manual_seed(0)
+    run.model = nn.Module()
+    run.model.rnn, run.model.head, run.model.residual = nn.GRU(1, 12, 2, batch_first=True), nn.Linear(12, 1), False
+    project = generate(run, JuceConfig(out=tmp_path / "p"))
+    header = (project.dir / "Source/FxforgeModel.h").read_text()
+    assert "GRULayerT<float, 1, 12>" in header and "GRULayerT<float, 12, 12>" in header
+    assert 'loadGRU<float>(json, "rnn.", model.get<1>(), true, 1)' in header
+    assert "kResidual = false" in header
+
+
 def test_cpp_string_encodes_every_byte_safely():
     for value in HOSTILE + ["plain Name-1_2", "tab\there"]:
         literal = cpp_string(value)
@@ -297,3 +310,22 @@ def test_build_and_verify_plugin(tmp_path):
     assert "verify ok" in r.stderr
     for block in ("1", "17", "64", "512", "4096"):
         assert re.search(rf"│\s+{block} │", r.stderr), block
+
+    # The parameters do what they say, and the host can save and restore them.
+    import numpy as np
+    import pedalboard
+
+    vst3 = next((tmp_path / "Plug" / "build").glob("FxforgePlugin_artefacts/Release/VST3/*.vst3"))
+    plugin = pedalboard.load_plugin(str(vst3))
+    assert {"input_db", "output_db", "mix", "bypass"} <= set(plugin.parameters)
+    x = (0.3 * np.random.default_rng(0).standard_normal((2, 4800))).astype(np.float32)
+    assert np.abs(plugin.process(x, SR, buffer_size=64) - x).max() > 1e-3  # the model changes the sound
+    plugin.mix = 0.0
+    assert np.array_equal(plugin.process(x, SR, buffer_size=64), x)  # all dry
+    plugin.mix, plugin.bypass = 100.0, True
+    assert np.array_equal(plugin.process(x, SR, buffer_size=64), x)  # bypassed
+    plugin.bypass, plugin.mix, plugin.output_db = False, 37.0, -6.0
+    saved = plugin.raw_state
+    plugin.mix, plugin.output_db = 80.0, 0.0
+    plugin.raw_state = saved
+    assert abs(plugin.mix - 37.0) < 0.1 and abs(plugin.output_db + 6.0) < 0.1
