@@ -17,6 +17,10 @@ from .errors import FxforgeError
 log = logging.getLogger("fxforge")
 
 SILENCE_PEAK = 1e-5  # -100 dBFS: below this a recording holds nothing to learn from
+# A filter's own group delay also moves the correlation peak by a few samples;
+# that delay belongs to the effect, so only larger lags (interface round trips)
+# are corrected.
+MIN_CORRECTED_LAG = 16
 
 
 @dataclass
@@ -128,12 +132,15 @@ def load_pair(data) -> PairedAudio:
     max_lag = max(1, int(sr_x * data.max_latency_ms / 1000))
     if data.latency == "auto":
         lag, peak = measure_latency(x, y, max_lag, seconds=sr_x * 30)
-        if lag < 0:
+        if lag <= -MIN_CORRECTED_LAG:
             raise FxforgeError(f"{data.target}: it leads the input by {-lag} samples; "
                                "are input and target swapped?")
         if peak < 0.05 or lag >= max_lag:
             raise FxforgeError(f"{data.target}: no alignment with the input found within "
                                f"data.max_latency_ms = {data.max_latency_ms} ms (correlation {peak:.3f})")
+        notes.append(f"measured latency {lag} samples ({1000 * lag / sr_x:.2f} ms)")
+        if abs(lag) < MIN_CORRECTED_LAG:
+            lag = 0
     else:
         lag = int(data.latency)
     if lag:

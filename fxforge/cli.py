@@ -149,10 +149,12 @@ def run(config: Optional[Path] = typer.Argument(None, help="run file (TOML)"),
 def process(run_dir: Path = typer.Argument(..., help="a run directory"),
             input: Path = typer.Argument(..., help="audio to process"),
             output: Path = typer.Argument(..., help="where to write the result"),
-            block: int = typer.Option(256, "--block", min=1, help="block size, as a plugin host would use")):
+            block: int = typer.Option(256, "--block", min=1, help="block size, as a plugin host would use"),
+            threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
     """Run a trained model over a file block by block, state carried, as a plugin does."""
     import torch
 
+    torch.set_num_threads(threads)
     from .audio import read_audio, resample, write_audio
     from .runs import load_run
     from .stream import process as stream_process
@@ -177,6 +179,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
     """Score a trained run on another pair of recordings (ESR, plain and pre-emphasised)."""
     import torch
 
+    torch.set_num_threads(1)
     from .audio import load_pair
     from .config import DataConfig
     from .losses import metrics

@@ -8,6 +8,7 @@ it never breaks a command that does not use it.
 from __future__ import annotations
 
 import difflib
+import os
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,9 +60,13 @@ class Registry:
 
     # -- loading -----------------------------------------------------------
     def load_entry_points(self) -> "Registry":
+        # FXFORGE_DISABLE=pkg-a,pkg-b skips packages without uninstalling them.
+        disabled = {p.strip() for p in os.environ.get("FXFORGE_DISABLE", "").split(",") if p.strip()}
         for ep in md.entry_points(group="fxforge"):
             dist = ep.dist.name if ep.dist else ep.name
             version = ep.dist.version if ep.dist else "?"
+            if dist in disabled:
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken package must not break the others

@@ -1,0 +1,96 @@
+"""Shared fixtures: the real CLI as a subprocess, and small generated audio."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy import signal
+
+SR = 48_000
+
+
+def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """`fxforge ARGS` exactly as a user runs it."""
+    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "fxforge", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def effect(x: np.ndarray) -> np.ndarray:
+    """A small drive pedal: gain, soft clip, tone low-pass."""
+    b, a = signal.butter(1, 3000, fs=SR)
+    return (0.5 * signal.lfilter(b, a, np.tanh(6 * x))).astype(np.float32)
+
+
+def dry(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
+    from fxforge.demo import synth_di
+
+    return synth_di(seconds, seed)
+
+
+def write_pair(folder: Path, seconds: float = 6.0, seed: int = 0, subtype: str = "PCM_24") -> tuple[Path, Path]:
+    x = dry(seconds, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "di.wav", x, SR, subtype=subtype)
+    sf.write(folder / "amp.wav", effect(x), SR, subtype=subtype)
+    return folder / "di.wav", folder / "amp.wav"
+
+
+TINY = """
+name = "tiny"
+seed = 0
+
+[data]
+input = "di.wav"
+target = "amp.wav"
+segment = 4096
+
+[model]
+name = "wave-lstm"
+hidden_size = 8
+
+[optim]
+lr = 0.01
+
+[scheduler]
+name = "cosine"
+
+[train]
+epochs = 2
+batch_size = 8
+tbptt = 1024
+warmup = 256
+val_clip_seconds = 0.5
+"""
+
+
+def write_config(folder: Path, text: str = TINY, name: str = "run.toml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A folder holding a 6 s pair (di.wav, amp.wav) and a tiny run file."""
+    write_pair(tmp_path)
+    write_config(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished tiny run, shared by tests that only read it."""
+    folder = tmp_path_factory.mktemp("trained")
+    write_pair(folder)
+    write_config(folder)
+    out = run_cli("run", "run.toml", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (folder / "runs" / "tiny").iterdir()
+    return run_dir
