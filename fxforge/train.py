@@ -152,6 +152,9 @@ class Trainer:
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, total_steps: int) -> float:
         t, p = self.cfg.train, self.progress
         xb, yb = xb.to(self.device), yb.to(self.device)
+        latency = int(getattr(self.model, "latency", 0))
+        if latency:  # a model with algorithmic delay is scored against the target delayed as much
+            yb = torch.cat([yb.new_zeros(yb.shape[0], latency, 1), yb[:, :-latency]], dim=1)
         self.model.train()
         state = self.model.initial_state(xb.shape[0], self.device)
         if t.warmup:
