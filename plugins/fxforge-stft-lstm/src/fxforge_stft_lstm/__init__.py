@@ -1,0 +1,1 @@
+"""fxforge-stft-lstm: the STFT-domain LSTM and its `frames` provider."""
