@@ -260,6 +260,23 @@ def demo_capture_cmd(out_dir: Path = typer.Argument(..., help="folder for input.
     console.print(f"wrote {out_dir}/input.wav and target.wav ({seconds:g} s at {pair.sample_rate} Hz)")
 
 
+@app.command()
+def sweep(file: Path = typer.Argument(..., help="sweep file (TOML): a base run file and a grid of overrides"),
+          set_: List[str] = typer.Option([], "--set", help="override the base run file for every trial: section.key=value"),
+          ray: Optional[str] = typer.Option(None, "--ray", help="run trials as Ray tasks: 'auto', 'local' or a cluster address"),
+          repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="seeds per point (instead of the file's)"),
+          sweeps_dir: Path = typer.Option(Path("sweeps"), "--sweeps-dir", help="where sweep directories go"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="validate every trial and list them; run nothing")):
+    """Run a grid of trials (one run each); skip finished ones; print and write a table and plots."""
+    from .sweep import print_table, run_sweep
+
+    _registry()
+    plan, rows = run_sweep(file, set_, sweeps_dir=sweeps_dir, ray=ray, repeats=repeats, dry_run=dry_run,
+                           console=console, verbose=_verbose["level"])
+    if not dry_run:
+        print_table(plan, rows, console)
+
+
 def main() -> None:
     from .train import Interrupted
 
