@@ -1,8 +1,9 @@
-// Measures the model's per-sample loop the way processBlock runs it (one core):
+// Measures the model's per-sample loop the way processBlock runs it (one thread):
 // audio seconds processed per CPU second, at the given block sizes.
 //   fxforge_bench WEIGHTS.json [sample_rate] [seconds] [block ...]
 // Prints one JSON object.
-#include <chrono>
+#include <algorithm>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,7 +51,7 @@ int main (int argc, char** argv)
         std::vector<float> buf (block);
         model->reset();
         double sink = 0.0;
-        const auto t0 = std::chrono::steady_clock::now();
+        const std::clock_t c0 = std::clock(); // CPU time: RTF = audio seconds per CPU second
         for (size_t start = 0; start < n; start += block)
         {
             const size_t len = std::min (block, n - start);
@@ -65,7 +66,7 @@ int main (int argc, char** argv)
             }
             sink += buf[0];
         }
-        const double elapsed = std::chrono::duration<double> (std::chrono::steady_clock::now() - t0).count();
+        const double elapsed = (double) (std::clock() - c0) / (double) CLOCKS_PER_SEC;
         std::printf ("%s\"%zu\": %.2f", b ? ", " : "", block, seconds / elapsed);
         if (! std::isfinite (sink))
             std::fprintf (stderr, "non-finite output\n");

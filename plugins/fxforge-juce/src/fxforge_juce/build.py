@@ -130,7 +130,7 @@ def _explain_configure_failure(log: str, log_path: Path) -> str:
 
 def _run_logged(cmd: list[str], log_path: Path, on_line: Callable[[str], None]) -> tuple[int, str]:
     tail: deque[str] = deque(maxlen=400)
-    with open(log_path, "a", encoding="utf-8") as log:
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log:  # line-buffered: tail -f works
         log.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         assert proc.stdout is not None

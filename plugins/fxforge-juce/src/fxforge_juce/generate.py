@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +208,14 @@ def esr_text(summary: dict | None) -> str:
     return plain or pre or "n/a"
 
 
+def _write_if_changed(dest: Path, data: bytes) -> None:
+    """Unchanged files keep their mtime, so re-exporting into a built project rebuilds only what changed."""
+    if dest.is_file() and dest.read_bytes() == data:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+
+
 @dataclass
 class Project:
     dir: Path
@@ -236,16 +243,12 @@ def write_project(out: Path, names: Names, rt: RTModel, *, sample_rate: int, for
         rel = path.relative_to(src)
         if any(part in SKIP for part in rel.parts) or path.is_dir():
             continue
-        dest = out / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        files.append(dest)
+        _write_if_changed(out / rel, path.read_bytes())
+        files.append(out / rel)
 
     def write(rel: str | Path, text: str):
-        dest = out / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text, encoding="utf-8")
-        files.append(dest)
+        _write_if_changed(out / rel, text.encode("utf-8"))
+        files.append(out / rel)
 
     esr = esr_text(summary)
     meta = {
