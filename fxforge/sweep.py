@@ -147,6 +147,29 @@ def _put(doc: dict, dotted: str, value: Any, where: str) -> None:
     node[path[-1]] = value
 
 
+def _get(doc: dict, dotted: str) -> Any:
+    """A dotted key's value in a run document (None when the base leaves it to the default)."""
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _value(trial: "Trial", dotted: str) -> Any:
+    """What a trial uses for a swept key: its override, else the base's value, else the default."""
+    if dotted in trial.overrides:
+        return trial.overrides[dotted]
+    value = _get(trial.doc, dotted)
+    if value is None:
+        node: Any = trial.cfg
+        for part in dotted.split("."):
+            node = getattr(node, part, None)
+        value = node if isinstance(node, (int, float, str, bool)) else None
+    return value
+
+
 def _check_key(key: str, where: str) -> None:
     if key == "name":
         raise FxforgeError(f"{where}: name: a trial's run name is its id; name the sweep with the top-level 'name'")
@@ -208,6 +231,32 @@ def _section_for(msg: str, keys: list[str]) -> bool:
     return any(field_ == k or field_.startswith(k + ".") or k.startswith(field_ + ".") for k in keys)
 
 
+# section -> (component kind, the key naming it)
+_COMPONENTS = {"model": ("model", "name"), "scheduler": ("scheduler", "name"), "data": ("provider", "provider")}
+
+
+def _drop_foreign(doc: dict, overrides: dict, registry=None) -> None:
+    """A trial that switches a component (scheduler.name = "constant" on a cosine
+    base) drops the keys the base gave the old one that the new one does not
+    take (cosine's floor); the trial's own overrides are always kept."""
+    from .plugins import get_registry
+
+    reg = registry or get_registry()
+    for section, (kind, key) in _COMPONENTS.items():
+        name, node = overrides.get(f"{section}.{key}"), doc.get(section)
+        if name is None or not isinstance(node, dict):
+            continue
+        try:
+            allowed = set(reg.get(kind, str(name)).Config.model_fields)
+        except FxforgeError:
+            continue  # an unknown component: validation names it
+        for k in list(node):
+            if k not in allowed and k != key and not any(o == f"{section}.{k}" or o.startswith(f"{section}.{k}.")
+                                                         for o in overrides):
+                log.debug("%s.%s does not apply to %s '%s'; dropped for this trial", section, k, kind, name)
+                del node[k]
+
+
 def _absolute_paths(cfg: RunConfig, doc: dict) -> bool:
     """Make relative data paths absolute (relative to where the sweep runs, as for
     `fxforge run`), so a trial means the same on a Ray worker with another cwd."""
@@ -253,17 +302,15 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
             raise FxforgeError(f"{where}: grid.{key}: the value {dup!r} is listed twice")
     points = [_flatten(p) for p in sweep.points] or [{}]
     for i, point in enumerate(points if sweep.points else []):
-        if not point:
-            raise FxforgeError(f"{where}: points[{i}]: an empty point")
-        for key in point:
+        for key in point:  # an empty point, {}, is the base as it is
             _check_key(key, f"{where}: points[{i}]")
             if key in grid:
                 raise FxforgeError(f"{where}: points[{i}].{key}: also in [grid]; vary a key in one place")
 
     swept = list(dict.fromkeys(list(grid) + [k for p in points for k in p]))
-    for item in sets:
+    for item in sets:  # --set changes the base; a key every trial overrides would change nothing
         key = item.partition("=")[0].strip()
-        if key in swept:
+        if key in grid or (sweep.points and all(key in p for p in points)):
             raise FxforgeError(f"--set {item}: {key} is swept by {where}; it cannot also be fixed")
     try:
         doc = apply_sets(doc, sets)
@@ -290,6 +337,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
                 tdoc["name"], tdoc["seed"] = tid, seed
                 for key, value in overrides.items():
                     _put(tdoc, key, value, f"{where}: grid.{key}")
+                _drop_foreign(tdoc, overrides, registry)
                 try:
                     cfg = config_from_dict(tdoc, _SENTINEL, registry)
                 except FxforgeError as exc:
@@ -538,7 +586,7 @@ def collect(plan: Plan) -> list[dict]:
                 run = runs[0] if runs else None
         summary = _summary(run) if run else {}
         meta = _trial_meta(plan.dir / t.id).get("runs", {}).get(run.name if run else "-", {})
-        row = {"trial": t.id, **{k: t.overrides.get(k) for k in plan.keys}, "seed": t.seed,
+        row = {"trial": t.id, **{k: _value(t, k) for k in plan.keys}, "seed": t.seed,
                "status": summary.get("status") or meta.get("status") or "not run"}
         for key in COLUMNS:
             row[key] = summary.get(key)
