@@ -259,12 +259,16 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
             raise FxforgeError(f"{run.path}: this run has finished; start a new one, or use --checkpoint {run.model_path}")
         if not run.last_path.exists():
             raise FxforgeError(f"{run.path}: has no checkpoint to resume from (it stopped before its first validation)")
+    start_weights = None
+    if checkpoint is not None:  # refuse a bad checkpoint before any other work
+        start_weights = safe_load(checkpoint)
+        if isinstance(start_weights, dict) and "progress" in start_weights:  # a last.pt: take its model
+            start_weights = start_weights["model"]
     audio = load_pair(cfg.data)
     trainer = Trainer(cfg, audio, on_event)
     check_splits(trainer, cfg.source)
-    if checkpoint is not None:
-        state = safe_load(checkpoint)
-        load_weights(trainer.model, state.get("model", state) if isinstance(state, dict) and "progress" in state else state, checkpoint)
+    if start_weights is not None:
+        load_weights(trainer.model, start_weights, checkpoint)
     if resume is not None:
         trainer.run = run
         trainer.load_state(run.last_path)
