@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="audio per RTF measurement")
     ap.add_argument("--no-clean", action="store_true", help="reuse an existing build (build time then incremental)")
     ap.add_argument("--portable", action="store_true", help="build without AVX2/FMA")
+    ap.add_argument("--name", help="plugin name (with --no-clean: the one the existing build used)")
+    ap.add_argument("--formats", default="VST3", help="with --no-clean: the formats the existing build used")
     args = ap.parse_args()
 
     why = prerequisites()
@@ -116,7 +118,7 @@ def main() -> int:
         run = seeded_run(args.hidden)
     if not args.no_clean:
         shutil.rmtree(args.out / "build", ignore_errors=True)
-    config = JuceConfig(out=args.out, formats="VST3", jobs=args.jobs, portable=args.portable)
+    config = JuceConfig(out=args.out, name=args.name, formats=args.formats, jobs=args.jobs, portable=args.portable)
     project = generate(run, config)
     t0 = time.monotonic()
     artifacts = build_project(project.dir, config, console=console, extra_cmake_args=["-DFXFORGE_BENCH=ON"])
@@ -167,7 +169,7 @@ def main() -> int:
         "sample_rate": SR,
         "avx2_fma": avx,
         "build": {"configure_s": times["configure_s"], "build_s": times["build_s"], "jobs": times["jobs"],
-                  "wall_s": round(wall, 1), "clean": not args.no_clean, "formats": ["VST3"]},
+                  "wall_s": round(wall, 1), "clean": not args.no_clean, "formats": config.formats},
         "binary": {"path": str(binary), "bytes": binary.stat().st_size, "stripped_bytes": stripped},
         "rtf": {
             "cpp_model_loop": cpp,
