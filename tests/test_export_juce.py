@@ -242,21 +242,21 @@ class ToyConfig(ComponentConfig):
 
 @hookimpl
 def fxforge_register_models(register):
-    register(ModelSpec("stft-lstm", "toy stand-in", ToyConfig, lambda cfg, sr: Toy()))
+    register(ModelSpec("toy-linear", "a model RTNeural export does not know", ToyConfig, lambda cfg, sr: Toy()))
 '''
 
 
 def test_cli_refuses_unsupported_model(tmp_path):
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN)
     torch.manual_seed(0)
-    run = make_run_dir(tmp_path, nn.Sequential(), 'name = "stft-lstm"')
+    run = make_run_dir(tmp_path, nn.Sequential(), 'name = "toy-linear"')
     torch.save({"proj.weight": torch.ones(1, 1), "proj.bias": torch.zeros(1)}, run / "model.pt")
     prelude = (f"sys.path.insert(0, {str(tmp_path)!r})\nimport toy_plugin\n"
                "from fxforge.plugins import get_registry\nget_registry().add_plugin(toy_plugin, 'toy-plugin')")
     r = cli("export", "juce", run, "--out", tmp_path / "out", prelude=prelude)
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and "stft-lstm" in lines[0] and "wave-lstm" in lines[0], r.stderr
+    assert len(lines) == 1 and "toy-linear" in lines[0] and "wave-lstm" in lines[0], r.stderr
     assert not (tmp_path / "out").exists()
 
 
