@@ -12,12 +12,13 @@ from .specs import (  # noqa: E402
     ComponentConfig,
     DeviceSpec,
     ExporterSpec,
+    ModelConfig,
     ModelSpec,
     ProviderSpec,
     SchedulerSpec,
 )
 
 __all__ = [
-    "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "ModelSpec",
+    "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "ModelConfig", "ModelSpec",
     "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "hookimpl", "load_config", "load_run",
 ]

@@ -184,7 +184,13 @@ def build_model(cfg: RunConfig, sample_rate: int) -> torch.nn.Module:
     from .plugins import get_registry
 
     spec = get_registry().get("model", cfg.model.name, where=f"{cfg.source}: model.name")
-    return spec.build(cfg.model, sample_rate)
+    model = spec.build(cfg.model, sample_rate)
+    cabinet = getattr(cfg.model, "cabinet", None)
+    if cabinet is not None:
+        from .cabinet import CabinetFIR
+
+        model = CabinetFIR(model, cabinet, sample_rate)
+    return model
 
 
 def load_run(path: Path | str, weights: str = "model") -> Run:

@@ -10,6 +10,8 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from .cabinet import CabinetConfig
+
 
 class ComponentConfig(BaseModel):
     """Base for every component's Config: unknown keys are errors."""
@@ -17,6 +19,13 @@ class ComponentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     name: str
+
+
+class ModelConfig(ComponentConfig):
+    """Base for a waveform model's Config: adds the optional cabinet stage
+    (``[model.cabinet] taps = 512``) that the core appends to any such model."""
+
+    cabinet: Optional["CabinetConfig"] = None
 
 
 class EmptyConfig(BaseModel):

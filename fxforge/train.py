@@ -23,7 +23,7 @@ from .devices import resolve_device
 from .errors import FxforgeError
 from .losses import Loss, metrics
 from .plugins import get_registry
-from .runs import RunDir, atomic_save, load_weights, safe_load
+from .runs import RunDir, atomic_save, build_model, load_weights, safe_load
 from .stream import detach_state, predict_clips
 
 log = logging.getLogger("fxforge")
@@ -79,7 +79,7 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
-        self.model = reg.get("model", cfg.model.name).build(cfg.model, audio.sample_rate).to(self.device)
+        self.model = build_model(cfg, audio.sample_rate).to(self.device)
         self.provider = reg.get("provider", cfg.data.provider).build(cfg.data, cfg.model)
         self.lr_at = reg.get("scheduler", cfg.scheduler.name).build(cfg.scheduler, cfg.optim.lr)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)

@@ -1,14 +1,16 @@
-"""The waveform LSTM: an LSTM over raw samples predicting only the change,
-y = x + Linear(h_t), with its state carried from block to block; and the
-`segments` provider that cuts the training audio for truncated BPTT."""
+"""Recurrent waveform models: an LSTM (or GRU) over raw samples predicting
+only the change, y = x + Linear(h_t), with its state carried from block to
+block; and the `segments` provider that cuts the training audio for
+truncated BPTT. Either can end in the core's learned cabinet FIR
+(``[model.cabinet] taps = 256``)."""
 import torch
 from pydantic import Field
 from torch import nn
 
-from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, hookimpl
+from fxforge import DataConfig, ModelConfig, ModelSpec, ProviderSpec, hookimpl
 
 
-class WaveLSTMConfig(ComponentConfig):
+class WaveLSTMConfig(ModelConfig):
     hidden_size: int = Field(32, gt=0, le=1024, description="LSTM units per layer")
     num_layers: int = Field(1, gt=0, le=8, description="stacked LSTM layers")
     residual: bool = Field(True, description="predict only the change: y = x + head(h)")
@@ -29,6 +31,29 @@ class WaveLSTM(nn.Module):
 
     def forward(self, x, state):
         h, state = self.lstm(x, state)
+        y = self.head(h)
+        return (y + x if self.residual else y), state
+
+
+class GRUConfig(WaveLSTMConfig):
+    hidden_size: int = Field(32, gt=0, le=1024, description="GRU units per layer")
+    num_layers: int = Field(1, gt=0, le=8, description="stacked GRU layers")
+
+
+class WaveGRU(nn.Module):
+    """As WaveLSTM with GRU cells (cheaper per sample in RTNeural); state is h."""
+
+    def __init__(self, hidden_size: int = 32, num_layers: int = 1, residual: bool = True):
+        super().__init__()
+        self.rnn = nn.GRU(1, hidden_size, num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, 1)
+        self.residual = residual
+
+    def initial_state(self, batch: int, device=None):
+        return torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size, device=device)
+
+    def forward(self, x, state):
+        h, state = self.rnn(x, state)
         y = self.head(h)
         return (y + x if self.residual else y), state
 
@@ -62,6 +87,10 @@ def fxforge_register_models(register):
     register(ModelSpec(
         "wave-lstm", "LSTM over raw samples, y = x + Linear(h_t), state carried between blocks",
         WaveLSTMConfig, lambda cfg, sr: WaveLSTM(cfg.hidden_size, cfg.num_layers, cfg.residual),
+        provider="segments"))
+    register(ModelSpec(
+        "gru", "GRU over raw samples, y = x + Linear(h_t), state carried between blocks",
+        GRUConfig, lambda cfg, sr: WaveGRU(cfg.hidden_size, cfg.num_layers, cfg.residual),
         provider="segments"))
 
 

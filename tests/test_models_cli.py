@@ -1,0 +1,71 @@
+"""The waveform models and the cabinet stage, end to end through the CLI."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import SR, TINY, dry, run_cli, write_config
+
+MODELS = {
+    "gru": 'name = "gru"\nhidden_size = 8',
+    "wavenet": 'name = "wavenet"\npreset = "nano"\nmax_dilation = 64',
+    "wave-lstm+cabinet": 'name = "wave-lstm"\nhidden_size = 8\n[model.cabinet]\ntaps = 64',
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_trains_and_streams(workdir, model):
+    write_config(workdir, TINY.replace('name = "wave-lstm"\nhidden_size = 8', MODELS[model]))
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "finished" and np.isfinite(s["test_esr"])
+    x = dry(0.5, seed=9)
+    sf.write(workdir / "in.wav", x, SR, subtype="FLOAT")
+    outs = []
+    for block in (1, 64, 100000):
+        r = run_cli("process", run_dir, workdir / "in.wav", workdir / f"out{block}.wav", "--block", block)
+        assert r.returncode == 0, r.stderr
+        outs.append(sf.read(workdir / f"out{block}.wav", dtype="float32")[0])
+    assert max(np.max(np.abs(o - outs[-1])) for o in outs) < 1e-5
+
+
+def test_cabinet_starts_as_identity_or_from_an_ir(workdir):
+    from fxforge import load_config
+    from fxforge.runs import build_model
+
+    ir = np.exp(-np.arange(100) / 10.0).astype(np.float32)
+    sf.write(workdir / "ir.wav", ir, SR)
+    write_config(workdir, TINY.replace("hidden_size = 8", 'hidden_size = 8\n[model.cabinet]\ntaps = 64\nir = "ir.wav"'))
+    model = build_model(load_config(workdir / "run.toml"), SR)
+    assert torch.allclose(model.ir.detach(), torch.from_numpy(ir[:64]), atol=1e-4)
+
+
+@pytest.mark.parametrize("cabinet,expected", [
+    ("taps = 32", "error: run.toml: model.cabinet.taps: Input should be greater than or equal to 64 (got 32)"),
+    ("taps = 4096", "error: run.toml: model.cabinet.taps: Input should be less than or equal to 2048 (got 4096)"),
+    ('ir = "amp.wav"\ntaps = 64\nx = 1', "error: run.toml: model.cabinet.x: unknown key (valid: ir, taps)"),
+])
+def test_bad_cabinet_config(workdir, cabinet, expected):
+    write_config(workdir, TINY.replace("hidden_size = 8", f"hidden_size = 8\n[model.cabinet]\n{cabinet}"))
+    out = run_cli("run", "run.toml", cwd=workdir)
+    assert (out.returncode, out.stderr.strip()) == (2, expected)
+
+
+def test_cabinet_ir_at_the_wrong_rate_is_refused(workdir):
+    sf.write(workdir / "ir.wav", np.ones(64, np.float32), 44100)
+    write_config(workdir, TINY.replace("hidden_size = 8", 'hidden_size = 8\n[model.cabinet]\nir = "ir.wav"\ntaps = 64'))
+    out = run_cli("run", "run.toml", cwd=workdir)
+    assert (out.returncode, out.stderr.strip()) == (
+        2, "error: ir.wav: cabinet IR is at 44100 Hz but the audio is at 48000 Hz; resample it first")
+    assert not (workdir / "runs").exists()
+
+
+def test_unsupported_wavenet_size_is_one_line(workdir):
+    write_config(workdir, TINY.replace('name = "wave-lstm"\nhidden_size = 8', 'name = "wavenet"\npreset = "huge"'))
+    out = run_cli("run", "run.toml", cwd=workdir)
+    assert (out.returncode, out.stderr.strip()) == (
+        2, "error: run.toml: model: unknown preset 'huge' (one of: nano, lite, standard, large)")
