@@ -37,7 +37,6 @@ import io
 import itertools
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -49,7 +48,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import RUN_NAME, RunConfig, apply_sets, config_from_dict, load_config, read_toml, validate
+from .config import RUN_NAME, RunConfig, apply_sets, config_from_dict, load_config, parse_set, read_toml, validate
 from .errors import FxforgeError
 from .runs import atomic_write_bytes
 from .train import Interrupted
@@ -276,6 +275,8 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
     where = str(file)
     sweep = validate(SweepFile, read_toml(file), where)
     sets = list(sets or [])
+    if sweep.seeds is not None and "repeats" in sweep.model_fields_set:
+        raise FxforgeError(f"{where}: repeats: give either repeats or seeds, not both")
     if repeats is not None and sweep.seeds is not None:
         raise FxforgeError(f"--repeats {repeats}: {where} lists its seeds; change 'seeds' there instead")
     base_path = sweep.base if sweep.base.is_absolute() else file.parent / sweep.base
@@ -288,6 +289,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
         if key == "name":
             _check_key(key, f"{where}: set")
         _put(doc, key, value, f"{where}: set")
+    _drop_foreign(doc, common, registry)
     _validate_doc(doc, f"{where}: set.", registry)
 
     grid = _flatten(sweep.grid)
@@ -312,10 +314,8 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
         key = item.partition("=")[0].strip()
         if key in grid or (sweep.points and all(key in p for p in points)):
             raise FxforgeError(f"--set {item}: {key} is swept by {where}; it cannot also be fixed")
-    try:
-        doc = apply_sets(doc, sets)
-    except FxforgeError:
-        raise
+    doc = apply_sets(doc, sets)
+    _drop_foreign(doc, {".".join(parse_set(item)[0]): parse_set(item)[1] for item in sets}, registry)
     base_cfg = _validate_doc(doc, "--set ", registry)
 
     seeds = sweep.seeds or [base_cfg.seed + i for i in range(repeats or sweep.repeats)]
@@ -628,7 +628,7 @@ def write_results(plan: Plan, rows: list[dict]) -> None:
     if plan.description:
         lines += [plan.description, ""]
     fixed = [f"`{k} = {_fmt(v)}`" for k, v in plan.common.items()] + [f"`--set {s}`" for s in plan.sets]
-    lines += [f"Base: `{plan.base}`" + (f"; for every trial: {', '.join(fixed)}" if fixed else "") + ".", ""]
+    lines += [f"Base: `{os.path.normpath(plan.base)}`" + (f"; for every trial: {', '.join(fixed)}" if fixed else "") + ".", ""]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join("---" if i < len(plan.keys) + 3 else "---:" for i in range(len(head))) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
