@@ -14,6 +14,17 @@ the input's phase. ``predict = "complex"``: the head gives a complex mask m
 and a complex residual r per bin (both start at zero, so an untrained model
 is the identity), and the features also carry the input's phase.
 
+``shaper = K`` (an addition to the study's model): K learned memoryless
+curves s_k = tanh(a_k x + b_k) run on the samples before the STFT, and the
+head also gives a mask per bin for each of their spectra, added to Y (real
+gains in magnitude mode, complex masks in complex mode). A spectral mask
+can only rescale and rotate what is already in a bin; distortion creates
+harmonics, whose phases follow the input's. The curves create them in the
+time domain with the right phase, and the LSTM decides per frame and bin
+how much of each to let through (a time-varying filter on a Hammerstein
+basis). Memoryless, so it needs no state: it is recomputed on the buffered
+input.
+
 Streaming. ``forward(x, state)`` takes any number of samples (one included).
 The state carries the input not yet part of a complete frame, the LSTM's
 (h, c), the overlap-add tail, and the finished output not yet handed out.
@@ -84,14 +95,16 @@ def envelope_ok(name: str, n_fft: int, hop: int) -> bool:
 
 
 class STFTLSTMConfig(ComponentConfig):
-    n_fft: int = Field(512, ge=16, le=8192, description="frame length in samples (the latency is n_fft - 1)")
-    hop: int = Field(128, gt=0, description="samples between frames; the LSTM steps once per hop")
+    n_fft: int = Field(128, ge=16, le=8192, description="frame length in samples (the latency is n_fft - 1)")
+    hop: int = Field(32, gt=0, description="samples between frames; the LSTM steps once per hop")
     window: str = Field("hann", description=f"analysis window: {', '.join(WINDOWS)} (synthesis: its WOLA dual)")
-    hidden_size: int = Field(64, gt=0, le=2048, description="LSTM units per layer")
+    hidden_size: int = Field(32, gt=0, le=2048, description="LSTM units per layer")
     num_layers: int = Field(1, gt=0, le=8, description="stacked LSTM layers")
     predict: Literal["magnitude", "complex"] = Field(
         "complex", description="'magnitude': log-gain per bin, input phase kept; "
                                "'complex': complex mask and residual per bin")
+    shaper: int = Field(2, ge=0, le=16, description="learned waveshaper channels: per-sample tanh curves of the input "
+                                                    "whose spectra the LSTM mixes in, per bin (0: none)")
 
     @model_validator(mode="after")
     def _frames(self):
@@ -108,8 +121,8 @@ class STFTLSTMConfig(ComponentConfig):
 class STFTLSTM(nn.Module):
     """(batch, time, 1) -> (batch, time, 1), ``latency = n_fft - 1`` samples late."""
 
-    def __init__(self, n_fft: int = 512, hop: int = 128, window: str = "hann", hidden_size: int = 64,
-                 num_layers: int = 1, predict: str = "complex"):
+    def __init__(self, n_fft: int = 128, hop: int = 32, window: str = "hann", hidden_size: int = 32,
+                 num_layers: int = 1, predict: str = "complex", shaper: int = 0):
         super().__init__()
         if predict not in ("magnitude", "complex"):
             raise ValueError(f"predict must be 'magnitude' or 'complex' (got {predict!r})")
@@ -126,7 +139,12 @@ class STFTLSTM(nn.Module):
         self.scale = float(w.sum()) / 2
         features = self.bins * (3 if predict == "complex" else 1)
         self.lstm = nn.LSTM(features, hidden_size, num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_size, self.bins * (4 if predict == "complex" else 1))
+        self.shaper = shaper
+        if shaper:  # channel k: tanh(a_k x + b_k), drives spread from 1 to 16
+            self.drive = nn.Parameter(torch.logspace(0, math.log10(16), shaper))
+            self.offset = nn.Parameter(torch.zeros(shaper))
+        per_channel = 2 if predict == "complex" else 1
+        self.head = nn.Linear(hidden_size, self.bins * (per_channel * (2 + shaper) if predict == "complex" else 1 + shaper))
         nn.init.zeros_(self.head.weight)  # start as the identity (delayed by the latency)
         nn.init.zeros_(self.head.bias)
 
@@ -146,7 +164,11 @@ class STFTLSTM(nn.Module):
         n_frames = (buf.shape[1] - (self.n_fft - self.hop)) // self.hop
         if n_frames > 0:
             used = n_frames * self.hop
-            spec = self.spectrogram(buf[:, : used + self.n_fft - self.hop]).transpose(1, 2)  # (B, F, bins)
+            frames_in = buf[:, : used + self.n_fft - self.hop]
+            if self.shaper:  # memoryless, so it is recomputed on the buffered input: no state of its own
+                shaped = torch.tanh(frames_in.unsqueeze(1) * self.drive[:, None] + self.offset[:, None])
+                frames_in = torch.cat([frames_in.unsqueeze(1), shaped], dim=1)
+            spec = self.spectrogram(frames_in).transpose(-1, -2)  # (B, [1 + shaper,] F, bins)
             out_spec, (h, c) = self.frames(spec, (h, c))
             frames = torch.fft.irfft(out_spec, n=self.n_fft) * self.synthesis  # (B, F, n_fft)
             ola = F.fold(frames.transpose(1, 2), output_size=(1, used + self.n_fft - self.hop),
@@ -162,7 +184,11 @@ class STFTLSTM(nn.Module):
 
     # -- the per-frame network -------------------------------------------------
     def frames(self, spec: torch.Tensor, hc):
-        """Complex spectra (B, F, bins) -> output spectra, all frames at once."""
+        """Complex spectra (B, F, bins), or (B, 1 + shaper, F, bins) -> output
+        spectra (B, F, bins), all frames at once."""
+        shaped = None
+        if self.shaper:
+            spec, shaped = spec[:, 0], spec[:, 1:]
         xs = spec / self.scale
         mag = xs.abs()
         feats = (torch.log(mag + 1e-4) + 4.0) / 4.0
@@ -172,12 +198,20 @@ class STFTLSTM(nn.Module):
         hidden, hc = self.lstm(feats, hc)
         out = self.head(hidden)
         if self.predict == "magnitude":
-            gain = torch.exp(8.0 * torch.tanh(out / 8.0))  # within about +-70 dB
-            return spec * gain, hc
-        m_re, m_im, r_re, r_im = out.split(self.bins, dim=-1)
-        mask = torch.complex(1.0 + m_re, m_im)
-        residual = torch.complex(r_re, r_im) * self.scale
-        return spec * mask + residual, hc
+            gain = torch.exp(8.0 * torch.tanh(out[..., : self.bins] / 8.0))  # within about +-70 dB
+            y = spec * gain
+            if shaped is not None:  # real gains: each channel keeps its own phase
+                g = out[..., self.bins :].unflatten(-1, (self.shaper, self.bins)).transpose(1, 2)
+                y = y + (shaped * g).sum(1)
+            return y, hc
+        parts = out.unflatten(-1, (-1, self.bins))  # (B, F, 2 * (2 + shaper), bins)
+        mask = torch.complex(1.0 + parts[..., 0, :], parts[..., 1, :])
+        residual = torch.complex(parts[..., 2, :], parts[..., 3, :]) * self.scale
+        y = spec * mask + residual
+        if shaped is not None:  # complex masks on the shaped channels
+            m = torch.complex(parts[..., 4::2, :], parts[..., 5::2, :]).transpose(1, 2)  # (B, shaper, F, bins)
+            y = y + (shaped * m).sum(1)
+        return y, hc
 
 
 # -- the frames provider -------------------------------------------------------
@@ -217,7 +251,7 @@ class Frames:
 
 
 def build(cfg: STFTLSTMConfig, sample_rate: int) -> STFTLSTM:
-    return STFTLSTM(cfg.n_fft, cfg.hop, cfg.window, cfg.hidden_size, cfg.num_layers, cfg.predict)
+    return STFTLSTM(cfg.n_fft, cfg.hop, cfg.window, cfg.hidden_size, cfg.num_layers, cfg.predict, cfg.shaper)
 
 
 @hookimpl
