@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -235,7 +236,9 @@ def validation_message(exc: ValidationError, where: str, prefix: str, model: typ
         for part in loc[:-1]:
             sub = parent.model_fields.get(part)
             ann = getattr(sub, "annotation", None) if sub else None
-            parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            # unwrap Optional[Section] and the like
+            candidates = [ann, *typing.get_args(ann)]
+            parent = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
             if parent is None:
                 break
         valid = sorted(parent.model_fields) if parent else []

@@ -199,6 +199,8 @@ def load_run(path: Path | str, weights: str = "model") -> Run:
     cfg = load_config(rd.config_path)
     summary = rd.read_summary()
     sr = int(summary["sample_rate"])
+    if getattr(cfg.model, "cabinet", None) is not None:  # the trained weights replace the initial IR
+        cfg.model.cabinet.ir = None
     model = build_model(cfg, sr)
     ckpt = rd.model_path if weights == "model" else rd.last_path
     if not ckpt.exists():

@@ -33,14 +33,15 @@ def test_model_trains_and_streams(workdir, model):
     assert max(np.max(np.abs(o - outs[-1])) for o in outs) < 1e-5
 
 
-def test_cabinet_starts_as_identity_or_from_an_ir(workdir):
+def test_cabinet_starts_as_identity_or_from_an_ir(workdir, monkeypatch):
     from fxforge import load_config
     from fxforge.runs import build_model
 
     ir = np.exp(-np.arange(100) / 10.0).astype(np.float32)
     sf.write(workdir / "ir.wav", ir, SR)
     write_config(workdir, TINY.replace("hidden_size = 8", 'hidden_size = 8\n[model.cabinet]\ntaps = 64\nir = "ir.wav"'))
-    model = build_model(load_config(workdir / "run.toml"), SR)
+    monkeypatch.chdir(workdir)  # data paths are relative to where fxforge runs
+    model = build_model(load_config("run.toml"), SR)
     assert torch.allclose(model.ir.detach(), torch.from_numpy(ir[:64]), atol=1e-4)
 
 
