@@ -13,6 +13,7 @@ then is scored on the held-out test split of the same capture, streamed as
 - training samples/s (from the run's summary), parameters;
 - streaming real-time factor: seconds of 48 kHz audio per second of CPU time,
   batch 1, one thread, block 256, through ``fxforge.stream.process``;
+  (also at block 4096, where per-call overhead matters less);
 - algorithmic latency in ms (``model.latency``).
 
 Figures depend on the machine and on what else runs on it (the load average
@@ -65,7 +66,7 @@ def real_time_factor(model, sample_rate: int, seconds: float = 10.0, block: int 
 def bench_one(label: str, budget: float, runs_dir: Path, extra: list[str]) -> dict:
     path, sets = CONTENDERS[label]
     cfg = load_config(ROOT / path, [f"train.time_budget={budget}", "train.threads=1", "train.device=\"cpu\"",
-                                    f"name=bench-{label}", *sets, *extra])
+                                    f"name=bench-{label.replace('+', '-')}", *sets, *extra])
     print(f"[{label}] training {budget:g} s ({cfg.model.name}) ...", file=sys.stderr, flush=True)
     summary = train(cfg, runs_dir=runs_dir)
     run = load_run(summary["run_dir"])
@@ -85,6 +86,7 @@ def bench_one(label: str, budget: float, runs_dir: Path, extra: list[str]) -> di
         "samples_per_second": summary["samples_per_second"], "parameters": summary["parameters"],
         "epochs": summary["epochs"], "steps": summary["steps"], "train_seconds": summary["train_seconds"],
         "rtf_block256": real_time_factor(run.model, run.sample_rate),
+        "rtf_block4096": real_time_factor(run.model, run.sample_rate, block=4096),
         "latency_samples": latency, "latency_ms": 1000 * latency / run.sample_rate,
         "run_dir": summary["run_dir"],
     }
@@ -92,8 +94,9 @@ def bench_one(label: str, budget: float, runs_dir: Path, extra: list[str]) -> di
 
 def table(results: dict) -> str:
     cols = [("model", "{}", 20), ("ESR", "{:.4f}", 8), ("ESR pre", "{:.4f}", 8), ("MR-STFT", "{:.3f}", 8),
-            ("train samp/s", "{:,.0f}", 13), ("params", "{:,}", 9), ("RTF@256", "{:.1f}", 8), ("latency ms", "{:.2f}", 10)]
-    keys = [None, "test_esr", "test_esr_pre", "mrstft", "samples_per_second", "parameters", "rtf_block256", "latency_ms"]
+            ("train samp/s", "{:,.0f}", 13), ("params", "{:,}", 9), ("RTF@256", "{:.1f}", 8), ("RTF@4096", "{:.1f}", 8),
+            ("latency ms", "{:.2f}", 10)]
+    keys = [None, "test_esr", "test_esr_pre", "mrstft", "samples_per_second", "parameters", "rtf_block256", "rtf_block4096", "latency_ms"]
     lines = [" ".join(name.rjust(w) for name, _, w in cols)]
     for label, r in results.items():
         cells = [label.rjust(cols[0][2])]
@@ -117,20 +120,25 @@ def main(argv=None) -> int:
         ap.error(f"unknown contender(s): {', '.join(unknown)}")
     torch.set_num_threads(1)
     results = {}
+    report = {
+        "budget_seconds": args.budget, "threads": 1, "block": 256, "data": 'demo = "amp"',
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__, "python": platform.python_version()},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fxforge-bench-") as tmp:
         runs_dir = args.keep or Path(tmp)
         for label in labels:
             extra = args.sets if label.startswith("stft") else []
+            started = time.time()
             results[label] = bench_one(label, args.budget, runs_dir, extra)
+            # the machine may be shared: the load while this one ran
+            results[label]["load_average_1m"] = os.getloadavg()[0]
+            results[label]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            results[label]["wall_seconds"] = round(time.time() - started, 1)
             print(table({label: results[label]}).splitlines()[1], file=sys.stderr, flush=True)
-    report = {
-        "budget_seconds": args.budget, "threads": 1, "block": 256, "data": 'demo = "amp"',
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "load_average": os.getloadavg(), "torch": torch.__version__, "python": platform.python_version()},
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+            args.out.write_text(json.dumps(report, indent=2) + "\n")  # after each, so a crash keeps the rest
     print(table(results))
     print(f"wrote {args.out}")
     return 0
