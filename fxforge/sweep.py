@@ -509,6 +509,20 @@ def _run_local(plan: Plan, todo: list[Trial], console, verbose: int, ray: Option
         _report(console, n, len(todo), trial, result)
 
 
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Ray retries an unreachable HOST:PORT for minutes; say so in seconds instead."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # ray://... (Ray Client) and other forms: Ray's own checks
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise FxforgeError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                           f"start one with `ray start --head`, or use --ray auto") from None
+
+
 def _ray_init(address: str, verbose: int):
     try:
         import ray
@@ -523,6 +537,7 @@ def _ray_init(address: str, verbose: int):
         elif address == "local":
             ray.init(address="local", include_dashboard=False, **kwargs)
         else:
+            _probe(address)
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -761,6 +776,8 @@ def run_sweep(file: Path | str, sets: list[str] | None = None, sweeps_dir: Path 
             console.print(f"  {t.id}: {t.state}" + (f" ({t.note})" if t.note else ""), highlight=False)
         return plan, collect(plan)
     if todo:
+        if ray is not None:
+            _ray_init(ray, verbose)  # an unreachable cluster is an error before anything is written
         plan.dir.mkdir(parents=True, exist_ok=True)
         if ray is None:
             _run_local(plan, todo, console, verbose, ray)

@@ -155,6 +155,17 @@ def test_missing_ray_says_how_to_install(folder, monkeypatch):
     assert not (folder / "sweeps").exists()
 
 
+def test_unreachable_ray_address_is_quick_one_line(folder):
+    pytest.importorskip("ray")
+    from fxforge import FxforgeError
+    from fxforge.sweep import run_sweep
+
+    write_config(folder, SWEEP, "s.toml")
+    with pytest.raises(FxforgeError, match=r"^--ray 127.0.0.1:1: no Ray cluster answers there"):
+        run_sweep(folder / "s.toml", sweeps_dir=folder / "sweeps", ray="127.0.0.1:1")
+    assert not (folder / "sweeps").exists()
+
+
 # -- in-process: planning, ids and state, without training ----------------------------
 
 def plan(folder: Path, text: str, sets=(), repeats=None):
