@@ -579,14 +579,15 @@ def _run_ray(plan: Plan, todo: list[Trial], console, verbose: int, address: str)
                 _report(console, done, len(todo), trial, result)
     except KeyboardInterrupt:
         for ref in refs:
-            ray.cancel(ref)  # a trial's Ctrl-C handler saves its checkpoint
+            ray.cancel(ref)  # its run keeps the checkpoint of its last validation: the rerun resumes it
         raise SweepInterrupted(plan, _command(plan, address)) from None
 
 
 # -- results -------------------------------------------------------------------------
 
 COLUMNS = ["val_esr", "val_esr_pre", "test_esr", "test_esr_pre", "epochs", "train_seconds", "wall_seconds"]
-HEADERS = {"val_esr": "val ESR", "val_esr_pre": "val pre", "test_esr": "test ESR", "test_esr_pre": "test pre", "epochs": "epochs", "train_seconds": "train s", "wall_seconds": "wall s"}
+HEADERS = {"val_esr": "val ESR", "val_esr_pre": "val pre", "test_esr": "test ESR", "test_esr_pre": "test pre",
+           "epochs": "epochs", "train_seconds": "train s", "wall_seconds": "wall s"}
 
 
 def collect(plan: Plan) -> list[dict]:
