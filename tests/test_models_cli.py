@@ -70,3 +70,15 @@ def test_unsupported_wavenet_size_is_one_line(workdir):
     out = run_cli("run", "run.toml", cwd=workdir)
     assert (out.returncode, out.stderr.strip()) == (
         2, "error: run.toml: model: unknown preset 'huge' (one of: nano, lite, standard, large)")
+
+
+def test_exporter_refuses_the_cabinet_stage_in_one_line(workdir):
+    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
+    assert run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir).returncode == 0
+    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+    out = run_cli("export", "juce", run_dir, "--out", workdir / "plugin", cwd=workdir)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: {run_dir}: exporter 'juce' cannot export model 'wave-lstm': the learned cabinet stage "
+        "([model.cabinet]) has no plugin implementation yet; export a run without it"]
+    assert not (workdir / "plugin").exists()

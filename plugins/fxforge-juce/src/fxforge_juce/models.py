@@ -117,6 +117,9 @@ def gru(module: nn.Module) -> RTModel:
 
 def map_model(name: str, module: nn.Module) -> RTModel:
     fn = MAPPERS.get(name)
+    if hasattr(module, "inner") and hasattr(module, "taps"):  # fxforge.cabinet.CabinetFIR
+        raise Unsupported("the learned cabinet stage ([model.cabinet]) has no plugin implementation yet; "
+                          "export a run without it")
     if fn is None:
         raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())})")
     return fn(module)
