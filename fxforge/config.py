@@ -198,16 +198,22 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_path(doc: dict, dotted: str, value: Any, where: str) -> None:
+    """doc['a']['b'] = value for 'a.b', creating sections on the way."""
+    path = dotted.split(".")
+    node = doc
+    for i, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise FxforgeError(f"{where}: '{'.'.join(path[:i + 1])}' is a value, not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_sets(doc: dict, sets: list[str]) -> dict:
     for item in sets:
         path, value = parse_set(item)
-        node = doc
-        for i, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise FxforgeError(f"--set {item}: '{'.'.join(path[:i + 1])}' is a value, not a section")
-            node = child
-        node[path[-1]] = value
+        set_path(doc, ".".join(path), value, f"--set {item}")
     return doc
 
 

@@ -48,7 +48,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import RUN_NAME, RunConfig, apply_sets, config_from_dict, load_config, parse_set, read_toml, validate
+from .config import RUN_NAME, RunConfig, apply_sets, config_from_dict, load_config, parse_set, read_toml, set_path, validate
 from .errors import FxforgeError
 from .runs import atomic_write_bytes
 from .train import Interrupted
@@ -133,17 +133,6 @@ def _flatten(node: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[dotted] = value
     return out
-
-
-def _put(doc: dict, dotted: str, value: Any, where: str) -> None:
-    path = dotted.split(".")
-    node = doc
-    for i, part in enumerate(path[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise FxforgeError(f"{where}: '{'.'.join(path[:i + 1])}' is a value, not a section")
-        node = child
-    node[path[-1]] = value
 
 
 def _get(doc: dict, dotted: str) -> Any:
@@ -288,7 +277,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
     for key, value in common.items():
         if key == "name":
             _check_key(key, f"{where}: set")
-        _put(doc, key, value, f"{where}: set")
+        set_path(doc, key, value, f"{where}: set")
     _drop_foreign(doc, common, registry)
     _validate_doc(doc, f"{where}: set.", registry)
 
@@ -336,7 +325,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
                 tdoc = json.loads(json.dumps(doc, default=str))
                 tdoc["name"], tdoc["seed"] = tid, seed
                 for key, value in overrides.items():
-                    _put(tdoc, key, value, f"{where}: grid.{key}")
+                    set_path(tdoc, key, value, f"{where}: grid.{key}")
                 _drop_foreign(tdoc, overrides, registry)
                 try:
                     cfg = config_from_dict(tdoc, _SENTINEL, registry)
