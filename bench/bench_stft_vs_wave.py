@@ -46,11 +46,11 @@ RESULTS = ROOT / "bench" / "results" / "stft_vs_wave.json"
 # name -> (run file, overrides)
 CONTENDERS = {
     "wave-lstm": ("configs/wave_lstm.toml", []),
-    # the study's purely spectral model, both prediction modes (same frames as the run file)
+    # the purely spectral model, both prediction modes (the frames of the run file)
     "stft-magnitude": ("configs/stft_lstm.toml", ['model.predict="magnitude"', "model.shaper=0"]),
     "stft-complex": ("configs/stft_lstm.toml", ['model.predict="complex"', "model.shaper=0"]),
-    # the run file as it is: complex, with learned waveshaper channels
-    "stft-complex+shaper": ("configs/stft_lstm.toml", []),
+    # complex, with two learned waveshaper channels mixed in per bin
+    "stft-complex+shaper": ("configs/stft_lstm.toml", ['model.predict="complex"', "model.shaper=2"]),
 }
 
 

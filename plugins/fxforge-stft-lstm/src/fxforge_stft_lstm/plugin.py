@@ -98,12 +98,12 @@ class STFTLSTMConfig(ComponentConfig):
     n_fft: int = Field(128, ge=16, le=8192, description="frame length in samples (the latency is n_fft - 1)")
     hop: int = Field(32, gt=0, description="samples between frames; the LSTM steps once per hop")
     window: str = Field("hann", description=f"analysis window: {', '.join(WINDOWS)} (synthesis: its WOLA dual)")
-    hidden_size: int = Field(32, gt=0, le=2048, description="LSTM units per layer")
+    hidden_size: int = Field(64, gt=0, le=2048, description="LSTM units per layer")
     num_layers: int = Field(1, gt=0, le=8, description="stacked LSTM layers")
     predict: Literal["magnitude", "complex"] = Field(
         "complex", description="'magnitude': log-gain per bin, input phase kept; "
                                "'complex': complex mask and residual per bin")
-    shaper: int = Field(2, ge=0, le=16, description="learned waveshaper channels: per-sample tanh curves of the input "
+    shaper: int = Field(0, ge=0, le=16, description="learned waveshaper channels: per-sample tanh curves of the input "
                                                     "whose spectra the LSTM mixes in, per bin (0: none)")
 
     @model_validator(mode="after")
