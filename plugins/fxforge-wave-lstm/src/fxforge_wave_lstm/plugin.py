@@ -7,7 +7,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from fxforge import DataConfig, ModelConfig, ModelSpec, ProviderSpec, hookimpl
+from fxforge import DataConfig, ModelConfig, ModelSpec, ProviderSpec, cut_segments, hookimpl
 
 
 class WaveLSTMConfig(ModelConfig):
@@ -70,16 +70,7 @@ class Segments:
         self.segment = cfg.segment
 
     def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator):
-        seg = min(self.segment, x.numel())
-        spare = x.numel() - seg
-        offset = int(torch.randint(0, spare % seg + 1, (1,), generator=generator)) if spare else 0
-        count = (x.numel() - offset) // seg
-        xs = x[offset : offset + count * seg].reshape(count, seg, 1)
-        ys = y[offset : offset + count * seg].reshape(count, seg, 1)
-        order = torch.randperm(count, generator=generator)
-        for i in range(0, count, batch_size):
-            idx = order[i : i + batch_size]
-            yield xs[idx], ys[idx]
+        return cut_segments(x, y, self.segment, batch_size, generator)
 
 
 @hookimpl
