@@ -121,7 +121,7 @@ class STFTLSTMConfig(ComponentConfig):
 class STFTLSTM(nn.Module):
     """(batch, time, 1) -> (batch, time, 1), ``latency = n_fft - 1`` samples late."""
 
-    def __init__(self, n_fft: int = 128, hop: int = 32, window: str = "hann", hidden_size: int = 32,
+    def __init__(self, n_fft: int = 128, hop: int = 32, window: str = "hann", hidden_size: int = 64,
                  num_layers: int = 1, predict: str = "complex", shaper: int = 0):
         super().__init__()
         if predict not in ("magnitude", "complex"):
