@@ -60,7 +60,7 @@ import torchaudio
 from pydantic import Field, model_validator
 from torch import nn
 
-from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, hookimpl
+from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, cut_segments, hookimpl
 
 log = logging.getLogger("fxforge")
 
@@ -239,15 +239,7 @@ class Frames:
 
     def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator):
         seg = min(self.segment, x.numel() // self.hop * self.hop or x.numel())
-        spare = x.numel() - seg
-        offset = int(torch.randint(0, spare % seg + 1, (1,), generator=generator)) if spare else 0
-        count = (x.numel() - offset) // seg
-        xs = x[offset : offset + count * seg].reshape(count, seg, 1)
-        ys = y[offset : offset + count * seg].reshape(count, seg, 1)
-        order = torch.randperm(count, generator=generator)
-        for i in range(0, count, batch_size):
-            idx = order[i : i + batch_size]
-            yield xs[idx], ys[idx]
+        return cut_segments(x, y, seg, batch_size, generator)
 
 
 def build(cfg: STFTLSTMConfig, sample_rate: int) -> STFTLSTM:
