@@ -22,6 +22,12 @@ import torch
 from torch import nn
 
 fxforge_juce = pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
+pytest.importorskip("fxforge_wavenet", reason="pip install -e plugins/fxforge-wavenet")
+
+from fxforge.cabinet import CabinetConfig, CabinetFIR  # noqa: E402
+from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
+from fxforge_wavenet.plugin import WaveNet  # noqa: E402
 
 from fxforge_juce.generate import cpp_string, derive_names, safe_name  # noqa: E402
 from fxforge_juce.plugin import JuceConfig, generate, refuses  # noqa: E402
@@ -38,28 +44,9 @@ HOSTILE = [
 ]
 
 
-class TinyWaveLSTM(nn.Module):
-    """The wave-lstm layout: lstm (batch_first, input 1) -> head Linear(H, 1) [+ x]."""
-
-    def __init__(self, hidden_size=8, num_layers=1, residual=True):
-        super().__init__()
-        self.lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True)
-        self.head = nn.Linear(hidden_size, 1)
-        self.residual = residual
-
-    def initial_state(self, batch, device=None):
-        shape = (self.lstm.num_layers, batch, self.lstm.hidden_size)
-        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
-
-    def forward(self, x, state):
-        h, state = self.lstm(x, state)
-        y = self.head(h)
-        return (y + x if self.residual else y), state
-
-
-def fake_run(model_name="wave-lstm", name="tiny-amp", **kw):
+def fake_run(model_name="wave-lstm", name="tiny-amp", model=None, **kw):
     torch.manual_seed(0)
-    model = TinyWaveLSTM(**kw).eval()
+    model = (model if model is not None else WaveLSTM(**kw)).eval()
     return SimpleNamespace(
         path=Path("runs/tiny/0"), model=model, sample_rate=SR,
         config=SimpleNamespace(name=name, model=SimpleNamespace(name=model_name)),
@@ -83,8 +70,8 @@ def test_generated_project(tmp_path, num_layers, residual):
     assert "RTNeural::LSTMLayerT<float, 1, 8>" in header
     assert header.count("LSTMLayerT<float, 8, 8>") == num_layers - 1
     assert f"DenseT<float, 8, 1, true>" in header
-    assert f"model.get<{num_layers}>()" in header  # the head follows the LSTM layers
-    assert f"kResidual = {'true' if residual else 'false'}" in header
+    assert f"net.get<{num_layers}>()" in header  # the head follows the LSTM layers
+    assert ("y += x;" in header) == residual
     cmake = (project.dir / "CMakeLists.txt").read_text()
     assert "juce_add_binary_data" in cmake and "juce_generate_juce_header" in cmake
     assert "find_package(JUCE CONFIG" in cmake and "FetchContent_Declare(RTNeural" in cmake
@@ -141,15 +128,44 @@ def test_hostile_names_are_sanitised(tmp_path, hostile):
 
 def test_gru_mapping(tmp_path):
     """Adding a model is one mapper: the GRU layout generates GRULayerT + loadGRU."""
-    run = fake_run(model_name="gru")
-    torch.manual_seed(0)
-    run.model = nn.Module()
-    run.model.rnn, run.model.head, run.model.residual = nn.GRU(1, 12, 2, batch_first=True), nn.Linear(12, 1), False
+    run = fake_run(model_name="gru", model=WaveGRU(12, 2, residual=False))
     project = generate(run, JuceConfig(out=tmp_path / "p"))
     header = (project.dir / "Source/FxforgeModel.h").read_text()
     assert "GRULayerT<float, 1, 12>" in header and "GRULayerT<float, 12, 12>" in header
-    assert 'loadGRU<float>(json, "rnn.", model.get<1>(), true, 1)' in header
-    assert "kResidual = false" in header
+    assert 'loadGRU<float> (json, "rnn.", net.get<1>(), true, 1)' in header
+    assert "y += x;" not in header
+
+
+def test_wavenet_mapping(tmp_path):
+    """Each dilated conv is an RTNeural Conv1DT with its dilation; 1x1 convs are DenseT, stored 2-D."""
+    model = WaveNet(channels=4, stacks=2, max_dilation=8, gated=True)
+    project = generate(fake_run(model_name="wavenet", model=model), JuceConfig(out=tmp_path / "p"))
+    header = (project.dir / "Source/FxforgeModel.h").read_text()
+    dilations = [int(d) for d in re.findall(r"Conv1DT<float, 4, 8, 3, (\d+)>", header)]
+    assert dilations == [1, 2, 4, 8] * 2
+    assert header.count("gated<4> (conv") == 8
+    assert header.count("DenseT<float, 4, 4>") == 7  # the last layer's mix feeds nothing
+    assert "y += x;" in header
+    doc = json.loads((project.dir / "Resources/model_weights.json").read_text())
+    assert torch.equal(torch.tensor(doc["layers.3.mix.weight"]), model.layers[3].mix.weight[:, :, 0])
+    assert torch.equal(torch.tensor(doc["layers.5.conv.weight"]), model.layers[5].conv.weight)
+    assert "layers.7.mix.weight" not in doc
+    assert "WaveNet 8 layers x 4 ch" in doc["_fxforge"]["architecture"]
+
+
+def test_cabinet_stage_is_appended(tmp_path):
+    inner = WaveLSTM(8)
+    model = CabinetFIR(inner, CabinetConfig(taps=96), SR)
+    with torch.no_grad():
+        model.ir.copy_(torch.linspace(1, 0, 96))
+    project = generate(fake_run(model=model), JuceConfig(out=tmp_path / "p"))
+    header = (project.dir / "Source/FxforgeModel.h").read_text()
+    assert "Fir<96> cabinet;" in header and "LSTMLayerT<float, 1, 8>" in header
+    body = header[header.index("float process"):]
+    assert body.index("y += x;") < body.index("y = cabinet.process (y);")  # residual, then the cabinet
+    doc = json.loads((project.dir / "Resources/model_weights.json").read_text())
+    assert torch.equal(torch.tensor(doc["cabinet.ir"]), model.ir.detach())
+    assert doc["_fxforge"]["architecture"].endswith("-> cabinet FIR 96 taps")
 
 
 def test_cpp_string_encodes_every_byte_safely():
@@ -261,8 +277,7 @@ def test_cli_refuses_unsupported_model(tmp_path):
 
 
 def test_cli_generates_project_with_hostile_name(tmp_path):
-    pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
-    run = make_run_dir(tmp_path, TinyWaveLSTM(8), 'name = "wave-lstm"\nhidden_size = 8')
+    run = make_run_dir(tmp_path, WaveLSTM(8), 'name = "wave-lstm"\nhidden_size = 8')
     out = tmp_path / "MyAmp"
     r = cli("export", "juce", run, "--out", out, "--name", HOSTILE[0], "--formats", "VST3,LV2")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -274,6 +289,62 @@ def test_cli_generates_project_with_hostile_name(tmp_path):
 
 # ---------------------------------------------------------------- build + verify
 
+# Each exportable shape, with the run-file [model] section that rebuilds it.
+EXPORTABLE = {
+    "lstm-2x8": ("wave-lstm", lambda: WaveLSTM(8, 2), "hidden_size = 8\nnum_layers = 2"),
+    "gru-2x8+cabinet": ("gru", lambda: CabinetFIR(WaveGRU(8, 2), CabinetConfig(taps=128), SR),
+                        "hidden_size = 8\nnum_layers = 2\n[model.cabinet]\ntaps = 128"),
+    "wavenet-gated+cabinet": (
+        "wavenet", lambda: CabinetFIR(WaveNet(4, 1, 64, 3, True, True), CabinetConfig(taps=64), SR),
+        "channels = 4\nstacks = 1\nmax_dilation = 64\n[model.cabinet]\ntaps = 64"),
+    "wavenet-plain-2stacks": ("wavenet", lambda: WaveNet(3, 2, 8, 2, False, False),
+                              "channels = 3\nstacks = 2\nmax_dilation = 8\nkernel_size = 2\ngated = false\n"
+                              "input_residual = false"),
+}
+
+
+def lively(key: str) -> nn.Module:
+    """The model with livelier weights than the default init, so mapping errors would show."""
+    torch.manual_seed(1)
+    model = EXPORTABLE[key][1]()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model.eval()
+
+
+def _rtneural_dir() -> Path | None:
+    rt = os.environ.get("FXFORGE_RTNEURAL_DIR")
+    return Path(rt) if rt and Path(rt, "RTNeural", "RTNeural.h").is_file() else None
+
+
+@pytest.mark.parametrize("key", list(EXPORTABLE))
+def test_generated_model_matches_pytorch(tmp_path, key):
+    """FxforgeModel.h, compiled without JUCE (bench/fxforge_render.cpp), against PyTorch (seconds, not minutes)."""
+    rt, cxx = _rtneural_dir(), shutil.which("g++") or shutil.which("clang++")
+    if rt is None or cxx is None:
+        pytest.skip("needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)")
+    from fxforge.stream import process
+
+    model = lively(key)
+    project = generate(fake_run(model_name=EXPORTABLE[key][0], model=model), JuceConfig(out=tmp_path / "p"))
+    exe = tmp_path / "render"
+    subprocess.run([cxx, "-O2", "-std=c++17", "-DRTNEURAL_USE_EIGEN=1", "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
+                    f"-I{project.dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
+                    f"-I{rt / 'modules/json'}", str(project.dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
+                   check=True)
+    x = (0.5 * torch.sin(torch.arange(6000) * 0.03) + 0.1 * torch.randn(6000)).to(torch.float32)
+    x.numpy().tofile(tmp_path / "in.f32")
+    subprocess.run([str(exe), str(project.dir / "Resources/model_weights.json"), str(tmp_path / "in.f32"),
+                    str(tmp_path / "out.f32")], check=True)
+    import numpy as np
+
+    y = torch.from_numpy(np.fromfile(tmp_path / "out.f32", np.float32))
+    with torch.no_grad():
+        ref = process(model, x, 1000)
+    assert ref.abs().max() > 0.1
+    assert (y - ref).abs().max() < 1e-4
+
 
 def _build_prerequisites() -> str | None:
     from fxforge_juce.build import find_juce_package
@@ -281,8 +352,7 @@ def _build_prerequisites() -> str | None:
     if os.environ.get("FXFORGE_SLOW") != "1":
         return ("slow (a C++ build of minutes): set FXFORGE_SLOW=1 (make test-all) and FXFORGE_RTNEURAL_DIR "
                 "to an RTNeural checkout to run it")
-    rt = os.environ.get("FXFORGE_RTNEURAL_DIR")
-    if not rt or not Path(rt, "RTNeural", "RTNeural.h").is_file():
+    if _rtneural_dir() is None:
         return ("set FXFORGE_RTNEURAL_DIR to an RTNeural checkout "
                 "(git clone https://github.com/jatinchowdhury18/RTNeural) to run the JUCE build test")
     if not shutil.which("cmake") or not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
@@ -293,27 +363,27 @@ def _build_prerequisites() -> str | None:
 
 
 def test_build_and_verify_plugin(tmp_path):
-    """Builds the VST3 for an LSTM-8 and checks it against PyTorch at 5 block sizes (a few minutes)."""
+    """Builds the VST3 for each exportable shape and checks it against PyTorch at 5 block sizes.
+
+    One project directory is re-exported per model (same plugin name), so JUCE
+    compiles once and each further model rebuilds only its own files.
+    """
     why = _build_prerequisites()
     if why:
         pytest.skip(why)
-    pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
     pytest.importorskip("pedalboard")
-    torch.manual_seed(1)
-    model = TinyWaveLSTM(8, 2)
-    with torch.no_grad():  # livelier weights than the default init, so errors would show
-        for p in model.parameters():
-            p.mul_(3.0)
-    run = make_run_dir(tmp_path, model, 'name = "wave-lstm"\nhidden_size = 8\nnum_layers = 2')
-    args = ["export", "juce", run, "--out", tmp_path / "Plug", "--formats", "VST3", "--verify"]
-    if os.environ.get("FXFORGE_JUCE_DIR"):
-        args += ["--juce-dir", os.environ["FXFORGE_JUCE_DIR"]]
-    r = cli(*args, timeout=1800)
-    print(r.stdout[-3000:], r.stderr[-3000:])
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "verify ok" in r.stderr
-    for block in ("1", "17", "64", "512", "4096"):
-        assert re.search(rf"│\s+{block} │", r.stderr), block
+    out = tmp_path / "Plug"
+    for key, (name, _, section) in EXPORTABLE.items():
+        run = make_run_dir(tmp_path / key, lively(key), f'name = "{name}"\n{section}')
+        args = ["export", "juce", run, "--out", out, "--name", "Fxforge Verify", "--formats", "VST3", "--verify"]
+        if os.environ.get("FXFORGE_JUCE_DIR"):
+            args += ["--juce-dir", os.environ["FXFORGE_JUCE_DIR"]]
+        r = cli(*args, timeout=1800)
+        print(key, r.stdout[-3000:], r.stderr[-3000:])
+        assert r.returncode == 0, f"{key}: {r.stderr[-3000:]}"
+        assert "verify ok" in r.stderr, key
+        for block in ("1", "17", "64", "512", "4096"):
+            assert re.search(rf"│\s+{block} │", r.stderr), (key, block)
 
     # The parameters do what they say, and the host can save and restore them.
     import numpy as np

@@ -45,8 +45,8 @@ FxforgeAudioProcessor::FxforgeAudioProcessor()
                                              BinaryData::model_weights_json + BinaryData::model_weights_jsonSize);
     for (auto& m : models)
     {
-        m = std::make_unique<fxforge::ModelType>();
-        fxforge::loadWeights (*m, json);
+        m = std::make_unique<fxforge::Model>();
+        m->load (json);
     }
     resetModels();
 }
@@ -126,10 +126,8 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
             for (int i = 0; i < n; ++i)
             {
                 const float dry = data[i];
-                float x = dry * inGainBuf[(size_t) i];
-                float wet = model.forward (&x);
-                if constexpr (fxforge::kResidual)
-                    wet += x;
+                const float x = dry * inGainBuf[(size_t) i];
+                const float wet = model.process (x);
                 const float m = mixBuf[(size_t) i];
                 const float fx = m * outGainBuf[(size_t) i] * wet + (1.0f - m) * dry;
                 const float b = bypassBuf[(size_t) i];

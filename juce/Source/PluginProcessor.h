@@ -8,7 +8,7 @@
 
 #include "FxforgeModel.h"
 
-/** Runs the trained network (RTNeural compile-time model) on each channel.
+/** Runs the trained network (RTNeural compile-time layers, FxforgeModel.h) on each channel.
 
     Real-time safety: everything is allocated in the constructor; processBlock
     never allocates, locks, logs or touches files, and handles any block size
@@ -68,8 +68,8 @@ private:
     std::atomic<float>* bypassValue = nullptr;
     juce::AudioProcessorParameter* bypassParam = nullptr;
 
-    // One model per channel, each with its own recurrent state.
-    std::array<std::unique_ptr<fxforge::ModelType>, kMaxChannels> models;
+    // One model per channel, each with its own state (recurrent state, conv and FIR histories).
+    std::array<std::unique_ptr<fxforge::Model>, kMaxChannels> models;
 
     juce::SmoothedValue<float> inputGain, outputGain, mix, bypassMix;
     std::array<float, kChunk> inGainBuf {}, outGainBuf {}, mixBuf {}, bypassBuf {};

@@ -34,8 +34,8 @@ int main (int argc, char** argv)
     if (blocks.empty())
         blocks = { 64, 512 };
 
-    auto model = std::make_unique<fxforge::ModelType>();
-    fxforge::loadWeights (*model, json);
+    auto model = std::make_unique<fxforge::Model>();
+    model->load (json);
 
     const auto n = (size_t) (sr * seconds);
     std::vector<float> audio (n);
@@ -58,11 +58,7 @@ int main (int argc, char** argv)
             std::copy (audio.begin() + (long) start, audio.begin() + (long) (start + len), buf.begin());
             for (size_t i = 0; i < len; ++i)
             {
-                float x = buf[i];
-                float y = model->forward (&x);
-                if constexpr (fxforge::kResidual)
-                    y += x;
-                buf[i] = y;
+                buf[i] = model->process (buf[i]);
             }
             sink += buf[0];
         }

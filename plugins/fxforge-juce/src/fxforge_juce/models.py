@@ -1,15 +1,18 @@
 """Map a trained PyTorch module to RTNeural's compile-time layers.
 
 Adding a model to the exporter means adding one function here, decorated with
-``@mapper("model-name")``, that turns the module into an :class:`RTModel`:
-the C++ layer types in order, the C++ statements that load each layer from the
-embedded state-dict JSON, the tensors to embed, and whether the input is added
-to the output (residual). Everything in ``layers`` and ``loaders`` is built
-from integers and fixed strings, never from user text.
+``@mapper("model-name")``, that turns the module into an :class:`RTModel`: the
+C++ members of the generated ``fxforge::Model`` class, the statements that load
+them from the embedded state-dict JSON, the statements of ``process`` (which
+turn ``float x`` into ``float y``), and the tensors to embed. Everything that
+reaches C++ is built from integers and fixed strings, never from user text.
+
+A run with the learned cabinet stage (``fxforge.cabinet.CabinetFIR``) maps
+its inner model as usual and appends the FIR (``fxforge::Fir<taps>``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -22,11 +25,13 @@ class Unsupported(Exception):
 
 @dataclass
 class RTModel:
-    layers: list[str]
+    members: list[str]
     loaders: list[str]
+    body: list[str]  # statements of process(): from `float x` to `float y`
     weights: dict[str, torch.Tensor]
-    residual: bool
+    residual: bool  # y includes + x (reported in the project's metadata)
     architecture: str
+    resets: list[str] = field(default_factory=list)
 
 
 MAPPERS: dict[str, Callable[[nn.Module], RTModel]] = {}
@@ -44,7 +49,22 @@ def supported_models() -> list[str]:
     return sorted(MAPPERS)
 
 
-def _recurrent_layers(rnn: nn.RNNBase, prefix: str, cpp_layer: str, loader: str, kind: str):
+def _tensor(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", torch.float32).contiguous()
+
+
+def _embedded(module: nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {k: _tensor(v) for k, v in module.state_dict().items() if k.startswith(prefixes)}
+
+
+# ---------------------------------------------------------------- recurrent
+
+
+def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, kind: str) -> RTModel:
+    rnn = getattr(module, attr, None)
+    expected = nn.LSTM if kind == "LSTM" else nn.GRU
+    if not isinstance(rnn, expected):
+        raise Unsupported(f"expected module.{attr} to be nn.{kind}")
     if rnn.input_size != 1:
         raise Unsupported(f"{kind} input_size is {rnn.input_size}; the plugin feeds one sample (input_size=1)")
     if rnn.bidirectional:
@@ -54,49 +74,31 @@ def _recurrent_layers(rnn: nn.RNNBase, prefix: str, cpp_layer: str, loader: str,
     if getattr(rnn, "proj_size", 0):
         raise Unsupported(f"{kind} proj_size is not supported by RTNeural")
     h = rnn.hidden_size
+    head = getattr(module, "head", None)
+    if not isinstance(head, nn.Linear) or head.in_features != h or head.out_features != 1:
+        raise Unsupported(f"the output head must be nn.Linear({h}, 1)")
+
     layers, loaders = [], []
+    bias = "true" if rnn.bias else "false"
     for k in range(rnn.num_layers):
-        n_in = 1 if k == 0 else h
-        layers.append(f"RTNeural::{cpp_layer}<float, {n_in}, {h}>")
-        bias = "true" if rnn.bias else "false"
-        loaders.append(
-            f"RTNeural::torch_helpers::{loader}<float>(json, \"{prefix}.\", model.get<{k}>(), {bias}, {k});"
-        )
-    return layers, loaders
+        layers.append(f"RTNeural::{cpp_layer}<float, {1 if k == 0 else h}, {h}>")
+        loaders.append(f'RTNeural::torch_helpers::{loader}<float> (json, "{attr}.", net.get<{k}>(), {bias}, {k});')
+    head_bias = "true" if head.bias is not None else "false"
+    layers.append(f"RTNeural::DenseT<float, {h}, 1, {head_bias}>")
+    loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "head.", net.get<{rnn.num_layers}>(), {head_bias});')
 
-
-def _head(head: nn.Module, index: int, hidden: int):
-    if not isinstance(head, nn.Linear) or head.in_features != hidden or head.out_features != 1:
-        raise Unsupported(f"the output head must be nn.Linear({hidden}, 1)")
-    bias = "true" if head.bias is not None else "false"
-    return (
-        f"RTNeural::DenseT<float, {hidden}, 1, {bias}>",
-        f"RTNeural::torch_helpers::loadDense<float>(json, \"head.\", model.get<{index}>(), {bias});",
-    )
-
-
-def _embedded(module: nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    return {
-        k: v.detach().to("cpu", torch.float32).contiguous()
-        for k, v in module.state_dict().items()
-        if k.startswith(prefixes)
-    }
-
-
-def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, kind: str) -> RTModel:
-    rnn = getattr(module, attr, None)
-    expected = nn.LSTM if kind == "LSTM" else nn.GRU
-    if not isinstance(rnn, expected):
-        raise Unsupported(f"expected module.{attr} to be nn.{kind}")
-    layers, loaders = _recurrent_layers(rnn, attr, cpp_layer, loader, kind)
-    dense, dense_loader = _head(getattr(module, "head", None), len(layers), rnn.hidden_size)
-    layers.append(dense)
-    loaders.append(dense_loader)
     residual = bool(getattr(module, "residual", False))
-    arch = f"{kind} {rnn.num_layers}x{rnn.hidden_size} -> Dense {rnn.hidden_size}x1" + (
-        " + input (residual)" if residual else ""
+    net_type = "RTNeural::ModelT<float, 1, 1,\n        " + ",\n        ".join(layers) + ">"
+    arch = f"{kind} {rnn.num_layers}x{h} -> Dense {h}x1" + (" + input (residual)" if residual else "")
+    return RTModel(
+        members=[f"{net_type} net;"],
+        loaders=loaders,
+        body=["float in[1] = { x };", "float y = net.forward (in);"] + (["y += x;"] if residual else []),
+        weights=_embedded(module, (f"{attr}.", "head.")),
+        residual=residual,
+        architecture=arch,
+        resets=["net.reset();"],
     )
-    return RTModel(layers, loaders, _embedded(module, (f"{attr}.", "head.")), residual, arch)
 
 
 @mapper("wave-lstm")
@@ -107,19 +109,101 @@ def wave_lstm(module: nn.Module) -> RTModel:
 
 @mapper("gru")
 def gru(module: nn.Module) -> RTModel:
-    """``module.rnn`` (nn.GRU, batch_first, input 1) -> ``module.head`` (Linear(H, 1)) [+ x].
-
-    Code generation is tested; no GRU model ships with the core yet, so the
-    built plugin has not been verified against one.
-    """
+    """``module.rnn`` (nn.GRU, batch_first, input 1) -> ``module.head`` (Linear(H, 1)) [+ x]."""
     return _recurrent_model(module, "rnn", "GRULayerT", "loadGRU", "GRU")
+
+
+# ---------------------------------------------------------------- wavenet
+
+
+def _pointwise(conv: nn.Module, n_in: int, n_out: int, what: str) -> None:
+    if not (isinstance(conv, nn.Conv1d) and conv.kernel_size == (1,) and conv.in_channels == n_in
+            and conv.out_channels == n_out and conv.groups == 1 and conv.bias is not None):
+        raise Unsupported(f"{what} must be nn.Conv1d({n_in}, {n_out}, 1) with a bias")
+
+
+@mapper("wavenet")
+def wavenet(module: nn.Module) -> RTModel:
+    """``rechannel`` 1x1 -> layers (dilated ``conv``, gate, 1x1 ``mix`` back into the stack, the
+    activation summed into the skip path) -> 1x1 ``head`` of the skip sum [+ x].
+
+    Each dilated conv is an ``RTNeural::Conv1DT`` (its own ring buffer of past
+    inputs), each 1x1 conv an ``RTNeural::DenseT``; the wiring is generated
+    straight-line code. The last layer's ``mix`` feeds nothing and is skipped.
+    """
+    layers = getattr(module, "layers", None)
+    rechannel, head = getattr(module, "rechannel", None), getattr(module, "head", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers) or not isinstance(rechannel, nn.Conv1d):
+        raise Unsupported("expected module.rechannel (Conv1d) and module.layers (a non-empty ModuleList)")
+    c = rechannel.out_channels
+    _pointwise(rechannel, 1, c, "rechannel")
+    _pointwise(head, c, 1, "head")
+
+    weights = {
+        "rechannel.weight": _tensor(rechannel.weight[:, :, 0]),
+        "rechannel.bias": _tensor(rechannel.bias),
+        "head.weight": _tensor(head.weight[:, :, 0]),
+        "head.bias": _tensor(head.bias),
+    }
+    members = [f"RTNeural::DenseT<float, 1, {c}> rechannel;"]
+    loaders = ['RTNeural::torch_helpers::loadDense<float> (json, "rechannel.", rechannel);']
+    resets = []
+    body = ["Vec<1> in;", "in (0) = x;", "rechannel.forward (in);", f"Vec<{c}> h = rechannel.outs;",
+            f"Vec<{c}> skip = Vec<{c}>::Zero();", f"Vec<{c}> z;"]
+    dilations = []
+    for i, layer in enumerate(layers):
+        conv, mix, gated = getattr(layer, "conv", None), getattr(layer, "mix", None), bool(getattr(layer, "gated", False))
+        width = 2 * c if gated else c
+        if not (isinstance(conv, nn.Conv1d) and conv.in_channels == c and conv.out_channels == width
+                and conv.groups == 1 and conv.stride == (1,) and conv.padding == (0,) and conv.bias is not None):
+            raise Unsupported(f"layers.{i}.conv must be a causal nn.Conv1d({c}, {width}, k, dilation=d) with a bias")
+        _pointwise(mix, c, c, f"layers.{i}.mix")
+        k, d = conv.kernel_size[0], conv.dilation[0]
+        dilations.append(d)
+        members.append(f"RTNeural::Conv1DT<float, {c}, {width}, {k}, {d}> conv{i};")
+        loaders.append(f'RTNeural::torch_helpers::loadConv1D<float> (json, "layers.{i}.conv.", conv{i});')
+        resets.append(f"conv{i}.reset();")
+        weights[f"layers.{i}.conv.weight"] = _tensor(conv.weight)
+        weights[f"layers.{i}.conv.bias"] = _tensor(conv.bias)
+        body += [f"conv{i}.forward (h);",
+                 f"z = {'gated' if gated else 'activation'}<{c}> (conv{i}.outs);",
+                 "skip += z;"]
+        if i + 1 < len(layers):
+            members.append(f"RTNeural::DenseT<float, {c}, {c}> mix{i};")
+            loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "layers.{i}.mix.", mix{i});')
+            weights[f"layers.{i}.mix.weight"] = _tensor(mix.weight[:, :, 0])
+            weights[f"layers.{i}.mix.bias"] = _tensor(mix.bias)
+            body += [f"mix{i}.forward (z);", f"h += mix{i}.outs;"]
+    members.append(f"RTNeural::DenseT<float, {c}, 1> head;")
+    loaders.append('RTNeural::torch_helpers::loadDense<float> (json, "head.", head);')
+    residual = bool(getattr(module, "input_residual", False))
+    body += ["head.forward (skip);", "float y = head.outs (0);"] + (["y += x;"] if residual else [])
+    gate = "gated" if getattr(layers[0], "gated", False) else "tanh"
+    arch = (f"WaveNet {len(layers)} layers x {c} ch ({gate}, kernel {layers[0].conv.kernel_size[0]}, "
+            f"dilations {min(dilations)}..{max(dilations)})" + (" + input (residual)" if residual else ""))
+    return RTModel(members, loaders, body, weights, residual, arch, resets)
+
+
+# ---------------------------------------------------------------- cabinet
+
+
+def _with_cabinet(rt: RTModel, ir: torch.Tensor) -> RTModel:
+    taps = int(ir.numel())
+    return RTModel(
+        members=rt.members + [f"Fir<{taps}> cabinet;"],
+        loaders=rt.loaders + ['cabinet.load (json.at ("cabinet.ir").get<std::vector<float>>());'],
+        body=rt.body + ["y = cabinet.process (y);"],
+        weights={**rt.weights, "cabinet.ir": _tensor(ir)},
+        residual=rt.residual,
+        architecture=f"{rt.architecture} -> cabinet FIR {taps} taps",
+        resets=rt.resets + ["cabinet.reset();"],
+    )
 
 
 def map_model(name: str, module: nn.Module) -> RTModel:
     fn = MAPPERS.get(name)
-    if hasattr(module, "inner") and hasattr(module, "taps"):  # fxforge.cabinet.CabinetFIR
-        raise Unsupported("the learned cabinet stage ([model.cabinet]) has no plugin implementation yet; "
-                          "export a run without it")
     if fn is None:
         raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())})")
+    if hasattr(module, "inner") and isinstance(getattr(module, "ir", None), torch.Tensor):  # fxforge.cabinet.CabinetFIR
+        return _with_cabinet(fn(module.inner), module.ir)
     return fn(module)

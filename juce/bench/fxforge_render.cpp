@@ -1,0 +1,37 @@
+// Runs the generated model over raw float32 audio, JUCE-free: a quick parity
+// check of FxforgeModel.h against PyTorch without building the plugin.
+//   fxforge_render WEIGHTS.json IN.f32 OUT.f32
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "FxforgeModel.h"
+
+int main (int argc, char** argv)
+{
+    if (argc != 4)
+    {
+        std::fprintf (stderr, "usage: %s WEIGHTS.json IN.f32 OUT.f32\n", argv[0]);
+        return 2;
+    }
+    std::ifstream weights (argv[1]);
+    std::stringstream text;
+    text << weights.rdbuf();
+    auto model = std::make_unique<fxforge::Model>();
+    model->load (nlohmann::json::parse (text.str()));
+    model->reset();
+
+    std::ifstream in (argv[2], std::ios::binary);
+    std::vector<char> bytes ((std::istreambuf_iterator<char> (in)), std::istreambuf_iterator<char>());
+    std::vector<float> audio (bytes.size() / sizeof (float));
+    std::memcpy (audio.data(), bytes.data(), audio.size() * sizeof (float));
+    for (auto& s : audio)
+        s = model->process (s);
+    std::ofstream out (argv[3], std::ios::binary);
+    out.write (reinterpret_cast<const char*> (audio.data()), (std::streamsize) (audio.size() * sizeof (float)));
+    return out ? 0 : 1;
+}
