@@ -86,6 +86,8 @@ class Trainer:
         self.loss_fn = Loss(cfg.train.loss).to(self.device)
         splits = audio.splits(cfg.data.split, cfg.data.fraction)
         self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
+        if getattr(self.model, "wants_fit", False):  # a cabinet stage; resumed or loaded weights replace this
+            self.model.fit_to(*splits["train"], audio.sample_rate)
         self.progress = Progress()
         self.sr = audio.sample_rate
 
@@ -234,6 +236,11 @@ def check_splits(trainer: Trainer, where: str) -> None:
     need = trainer.cfg.train.warmup + 1
     if x.numel() < need:
         raise FxforgeError(f"{where}: the train split ({x.numel()} samples) is shorter than train.warmup + 1")
+    first = next(iter(trainer.provider.batches(x, y, 1, torch.Generator().manual_seed(0))), None)
+    if first is not None and first[0].shape[1] < need:  # all warm-up: no update, nothing learned
+        hint = "raise data.segment or lower" if "segment" in type(trainer.cfg.data).model_fields else "lower"
+        raise FxforgeError(f"{where}: training examples are {first[0].shape[1]} samples long, not longer than "
+                           f"train.warmup = {trainer.cfg.train.warmup}; {hint} train.warmup")
 
 
 def parameter_count(model: torch.nn.Module) -> int:
@@ -248,7 +255,6 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     directory is created, so a refused run leaves nothing behind."""
     from . import __version__
     from .config import load_config
-    from .plots import write_plots
     from .runs import open_run
 
     if resume is not None:
@@ -304,6 +310,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     })
     run.write_summary(summary)
     try:
+        from .plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused
+
         write_plots(run, trainer)
     except Exception as exc:  # plots are a convenience; never lose a finished run over them
         log.warning("could not draw plots: %s", exc)
