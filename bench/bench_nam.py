@@ -14,7 +14,8 @@ receptive field), with `fxforge.losses.metrics`: ESR plain and after 1 - 0.95 z^
 
 Models (`--models`, comma separated, `NAME@THREADS` sets torch threads, default 1):
   * ours: the stem of any configs/*.toml whose model is registered (wave_lstm, ...),
-    trained with `--set train.time_budget=<budget> data.demo=<capture>`.
+    trained with `--set train.time_budget=<budget> data.demo=<capture>`; a variant adds
+    overrides after a colon, separated by semicolons: `wavenet:model.preset=standard`.
   * nam-lstm: NAM's LSTM recipe as its trainer (`nam.train.core`, <=0.12, the
     last with an LSTM choice) configured it, at hidden 32: 1 layer, burn-in 4096,
     truncate 512, MSE + pre-emphasised MSE (0.85) + 2e-4 pre-emphasised MRSTFT,
@@ -95,12 +96,13 @@ def our_configs() -> dict[str, Path]:
     return found
 
 
-def run_ours(config: Path, capture: str, args, threads: int, x: np.ndarray, y: np.ndarray, spans) -> dict:
+def run_ours(config: Path, capture: str, args, threads: int, x: np.ndarray, y: np.ndarray, spans,
+             variant: list[str] = ()) -> dict:
     from fxforge import load_run
     from fxforge.stream import process
 
     sets = [f"train.time_budget={args.budget}", f"data.demo={capture}", f"data.demo_seconds={args.seconds}",
-            f"train.threads={threads}", "train.device=cpu", *args.sets]
+            f"train.threads={threads}", "train.device=cpu", *args.sets, *variant]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = train_config(config, sets, Path(tmp))
@@ -316,12 +318,15 @@ def main() -> int:
     wanted = args.models.split(",") if args.models else default
     plan = []
     for token in wanted:
-        name, _, thr = token.strip().partition("@")
+        label, _, thr = token.strip().partition("@")
         threads = int(thr or 1)
-        if name in ("nam-lstm", "nam-wavenet"):
-            plan.append((name, threads, None))
-        elif name in ours or name.replace("-", "_") in ours:
-            plan.append((name.replace("-", "_"), threads, ours[name.replace("-", "_")]))
+        stem, _, variant = label.partition(":")
+        stem = stem.replace("-", "_") if stem not in ("nam-lstm", "nam-wavenet") else stem
+        if stem in ("nam-lstm", "nam-wavenet"):
+            plan.append((stem, threads, None, []))
+        elif stem in ours:
+            plan.append((label.replace("-", "_", 1) if not variant else label, threads, ours[stem],
+                         [v for v in variant.split(";") if v]))
         else:
             print(f"error: unknown model {token!r}; choose from {', '.join([*ours, 'nam-lstm', 'nam-wavenet'])}")
             return 2
@@ -341,13 +346,13 @@ def main() -> int:
         n = len(x)
         a, b = int(n * 0.7), int(n * 0.85)  # fxforge.audio.PairedAudio.splits((0.7, 0.15, 0.15))
         spans = {"train": (0, a), "validation": (a, b), "test": (b, n)}
-        for name, threads, config in plan:
+        for name, threads, config, variant in plan:
             before = load()
             print(f"[{capture}] {name} ({threads} thread{'s' * (threads > 1)}) ... load {before}", flush=True)
             if config is None:
                 rows = run_nam(name, threads, args, x, y, spans)
             else:
-                rows = [{"model": name, **run_ours(config, capture, args, threads, x, y, spans)}]
+                rows = [{"model": name, **run_ours(config, capture, args, threads, x, y, spans, variant)}]
             after = load()
             for r in rows:
                 r.update({"capture": capture, "threads": threads, "load_before": before, "load_after": after})

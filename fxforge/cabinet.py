@@ -27,6 +27,8 @@ class CabinetConfig(BaseModel):
 
     taps: int = Field(256, ge=MIN_TAPS, le=MAX_TAPS, description="FIR length in samples")
     ir: Optional[Path] = Field(None, description="initialise from a measured IR (WAV/FLAC, mono, the model's rate)")
+    lr_scale: float = Field(0.02, gt=0, le=1, description="its learning rate relative to the model's: Adam moves "
+                                                          "each tap by about the learning rate per step")
     fit: bool = Field(True, description="without `ir`: start from the least-squares FIR from input to target "
                                         "on the training audio (false: the identity)")
 
@@ -80,6 +82,7 @@ class CabinetFIR(nn.Module):
             kernel[0] = 1.0  # identity: the model's output passes unchanged
         # Stored newest-tap-first as an impulse response; conv1d wants it flipped.
         self.ir = nn.Parameter(kernel)
+        self.ir.lr_scale = cfg.lr_scale  # read by fxforge.train.param_groups
         self.latency = int(getattr(inner, "latency", 0))
         self.wants_fit = cfg.fit and cfg.ir is None
 

@@ -69,6 +69,16 @@ def _catch_sigint():
         signal.signal(signal.SIGINT, previous)
 
 
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """One Adam group per learning-rate scale. A parameter may carry ``lr_scale``
+    (the cabinet FIR does: Adam moves every tap by about the learning rate per
+    step, which on 2048 taps of ~0.02 each would be noise, not learning)."""
+    groups: dict[float, list] = {}
+    for p in model.parameters():
+        groups.setdefault(float(getattr(p, "lr_scale", 1.0)), []).append(p)
+    return [{"params": ps, "lr_scale": scale} for scale, ps in sorted(groups.items(), reverse=True)]
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, audio, on_event: Callable[[str, dict], None] | None = None):
         reg = get_registry()
@@ -82,7 +92,7 @@ class Trainer:
         self.model = build_model(cfg, audio.sample_rate).to(self.device)
         self.provider = reg.get("provider", cfg.data.provider).build(cfg.data, cfg.model)
         self.lr_at = reg.get("scheduler", cfg.scheduler.name).build(cfg.scheduler, cfg.optim.lr)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.optimizer = torch.optim.Adam(param_groups(self.model), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         self.loss_fn = Loss(cfg.train.loss).to(self.device)
         splits = audio.splits(cfg.data.split, cfg.data.fraction)
         self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
@@ -168,8 +178,9 @@ class Trainer:
             frac = p.step / total_steps
             if t.time_budget:
                 frac = max(frac, p.elapsed / t.time_budget)
+            lr = self.lr_at(min(1.0, frac))
             for group in self.optimizer.param_groups:
-                group["lr"] = self.lr_at(min(1.0, frac))
+                group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
             loss = self.loss_fn(y_hat, yb[:, start:stop])
             if not torch.isfinite(loss.detach()):
