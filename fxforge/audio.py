@@ -86,9 +86,9 @@ def resample(signal: np.ndarray, orig: int, new: int) -> np.ndarray:
     return AF.resample(torch.from_numpy(signal), orig, new).numpy()
 
 
-def measure_latency(x: np.ndarray, y: np.ndarray, max_lag: int, seconds: int) -> tuple[int, float]:
-    """Lag (samples) by which y trails x, from the peak of their normalised
-    cross-correlation within +-max_lag, and the peak's height in [0, 1]."""
+def _cross_correlation(x: np.ndarray, y: np.ndarray, seconds: int) -> tuple[torch.Tensor, float]:
+    """The cross-correlation of the first ``seconds`` samples at every lag (index
+    k: y trails x by k, k - size for negative lags) and its normalisation."""
     n = min(len(x), len(y), seconds)
     a = torch.from_numpy(x[:n]).double()
     b = torch.from_numpy(y[:n]).double()
@@ -96,11 +96,21 @@ def measure_latency(x: np.ndarray, y: np.ndarray, max_lag: int, seconds: int) ->
     b = b - b.mean()
     size = 1 << (2 * n - 1).bit_length()
     corr = torch.fft.irfft(torch.fft.rfft(b, size) * torch.conj(torch.fft.rfft(a, size)), size)
+    return corr, float(torch.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def _best_lag(corr: torch.Tensor, norm: float, max_lag: int) -> tuple[int, float]:
+    max_lag = min(max_lag, corr.numel() // 2 - 1)
     lags = torch.cat([corr[: max_lag + 1], corr[-max_lag:]]) if max_lag > 0 else corr[:1]
     lag_values = torch.cat([torch.arange(0, max_lag + 1), torch.arange(-max_lag, 0)]) if max_lag > 0 else torch.zeros(1, dtype=torch.long)
     i = int(torch.argmax(lags.abs()))
-    norm = float(torch.sqrt((a * a).sum() * (b * b).sum()))
     return int(lag_values[i]), float(lags[i].abs()) / norm if norm > 0 else 0.0
+
+
+def measure_latency(x: np.ndarray, y: np.ndarray, max_lag: int, seconds: int) -> tuple[int, float]:
+    """Lag (samples) by which y trails x, from the peak of their normalised
+    cross-correlation within +-max_lag, and the peak's height in [0, 1]."""
+    return _best_lag(*_cross_correlation(x, y, seconds), max_lag)
 
 
 def load_pair(data) -> PairedAudio:
@@ -131,13 +141,21 @@ def load_pair(data) -> PairedAudio:
 
     max_lag = max(1, int(sr_x * data.max_latency_ms / 1000))
     if data.latency == "auto":
-        lag, peak = measure_latency(x, y, max_lag, seconds=sr_x * 30)
-        if lag <= -MIN_CORRECTED_LAG:
-            raise FxforgeError(f"{data.target}: it leads the input by {-lag} samples; "
-                               "are input and target swapped?")
+        corr, norm = _cross_correlation(x, y, sr_x * 30)
+        lag, peak = _best_lag(corr, norm, max_lag)
+        # A clear match at any lag tells a pair that lines up beyond the window
+        # from one that does not line up at all (the window's peak is then noise).
+        far_lag, far_peak = _best_lag(corr, norm, corr.numel())
+        if abs(far_lag) > max_lag and far_peak > max(peak, 0.2):
+            raise FxforgeError(f"{data.target}: it lines up with the input {abs(far_lag)} samples "
+                               f"({1000 * abs(far_lag) / sr_x:.1f} ms) {'late' if far_lag > 0 else 'early'}, beyond "
+                               f"data.max_latency_ms = {data.max_latency_ms} ms; trim the recordings or raise it")
         if peak < 0.05 or lag >= max_lag:
             raise FxforgeError(f"{data.target}: no alignment with the input found within "
                                f"data.max_latency_ms = {data.max_latency_ms} ms (correlation {peak:.3f})")
+        if lag <= -MIN_CORRECTED_LAG:
+            raise FxforgeError(f"{data.target}: it leads the input by {-lag} samples; "
+                               "are input and target swapped?")
         notes.append(f"measured latency {lag} samples ({1000 * lag / sr_x:.2f} ms)")
         if abs(lag) < MIN_CORRECTED_LAG:
             lag = 0
@@ -149,5 +167,22 @@ def load_pair(data) -> PairedAudio:
     return PairedAudio(x, y, sr_x, lag, notes)
 
 
+def check_output(path: Path) -> str:
+    """Refuse an output path that cannot be written as audio, before any work;
+    returns the soundfile format its extension names."""
+    path = Path(path)
+    if path.is_dir():
+        raise FxforgeError(f"{path}: is a directory, expected an audio file name")
+    if not path.parent.is_dir():
+        raise FxforgeError(f"{path.parent}: no such directory")
+    fmt = path.suffix[1:].upper()
+    if fmt not in sf.available_formats():
+        raise FxforgeError(f"{path}: cannot tell the audio format from the name (use .wav or .flac)")
+    return fmt
+
+
 def write_audio(path: Path, signal: np.ndarray, sample_rate: int) -> None:
-    sf.write(str(path), np.asarray(signal, dtype=np.float32), sample_rate, subtype="FLOAT")
+    """32-bit float where the format has it (WAV), else 24-bit (FLAC) or its default."""
+    fmt = check_output(path)
+    subtype = next((s for s in ("FLOAT", "PCM_24") if sf.check_format(fmt, s)), None)
+    sf.write(str(path), np.asarray(signal, dtype=np.float32), sample_rate, subtype=subtype)

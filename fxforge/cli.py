@@ -155,13 +155,14 @@ def process(run_dir: Path = typer.Argument(..., help="a run directory"),
     import torch
 
     torch.set_num_threads(threads)
-    from .audio import read_audio, resample, write_audio
+    from .audio import check_output, read_audio, resample, write_audio
     from .runs import load_run
     from .stream import process as stream_process
 
     r = load_run(run_dir)
     if output.exists() and output.resolve() == input.resolve():
         raise FxforgeError(f"{output}: would overwrite the input")
+    check_output(output)
     x, sr = read_audio(input)
     if sr != r.sample_rate:
         logging.getLogger("fxforge").warning("%s: resampling from %d Hz to the model's %d Hz", input, sr, r.sample_rate)

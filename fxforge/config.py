@@ -23,7 +23,8 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # inf/nan are never meant: refused here rather than as an overflow or a diverged run later
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -232,8 +233,9 @@ def read_toml(path: Path) -> dict:
 
 
 def validation_message(exc: ValidationError, where: str, prefix: str, model: type[BaseModel]) -> str:
-    """First pydantic error as 'FILE: dotted.field: message'."""
-    errors = exc.errors()
+    """First pydantic error as 'FILE: dotted.field: message'. An unknown key comes
+    first: it is usually a misspelling of the key another error says is missing."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
     loc = [str(p) for p in err["loc"]]
     dotted = ".".join([p for p in [prefix] if p] + loc) or "(top level)"

@@ -60,6 +60,10 @@ def safe_load(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FxforgeError(f"{path}: no such checkpoint")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch.save: a zip archive (a pickle before torch 1.6)
+        raise FxforgeError(f"{path}: not a checkpoint (not a file torch.save wrote)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -198,7 +202,10 @@ def load_run(path: Path | str, weights: str = "model") -> Run:
     rd = open_run(path)
     cfg = load_config(rd.config_path)
     summary = rd.read_summary()
-    sr = int(summary["sample_rate"])
+    try:
+        sr = int(summary["sample_rate"])
+    except (KeyError, TypeError, ValueError):
+        raise FxforgeError(f"{rd.summary_path}: has no sample_rate") from None
     if getattr(cfg.model, "cabinet", None) is not None:  # the trained weights replace the initial IR
         cfg.model.cabinet.ir = None
     model = build_model(cfg, sr)
