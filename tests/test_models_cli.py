@@ -89,7 +89,7 @@ def test_cabinet_fit_learns_a_linear_cabinet_before_any_training(workdir):
     y = np.convolve(x, ir)[: len(x)].astype(np.float32)
     sf.write(workdir / "di.wav", x, SR, subtype="FLOAT")
     sf.write(workdir / "amp.wav", 0.5 * y / np.abs(y).max(), SR, subtype="FLOAT")
-    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 256"))
+    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 256\nfit = true"))
     out = run_cli("run", "run.toml", "--set", "optim.lr=1e-6", "--set", "train.epochs=1", cwd=workdir)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (workdir / "runs" / "tiny").iterdir()
