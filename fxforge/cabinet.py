@@ -28,7 +28,8 @@ MIN_TAPS, MAX_TAPS = 64, 2048
 class CabinetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    taps: int = Field(256, ge=MIN_TAPS, le=MAX_TAPS, description="FIR length in samples")
+    taps: int = Field(2048, ge=MIN_TAPS, le=MAX_TAPS, description="FIR length in samples (2048: 43 ms at 48 kHz, "
+                                                                  "a cabinet's low resonances need it)")
     ir: Optional[Path] = Field(None, description="initialise from a measured IR (WAV/FLAC, mono, the model's rate)")
     lr_scale: float = Field(1.0, gt=0, le=1, description="its learning rate relative to the model's (Adam moves "
                                                          "each tap by about the learning rate per step)")
@@ -53,9 +54,9 @@ FIT_SECONDS = 30.0  # of training audio: plenty for a 2048-tap estimate, a few s
 def fit_fir(x: np.ndarray, y: np.ndarray, taps: int, sample_rate: int) -> np.ndarray:
     """The FIR h minimising |y - h * x|^2 (Wiener-Hopf: Toeplitz(r_xx) h = r_yx).
 
-    For a capture that ends in a cabinet this is, to first order, the
-    cabinet's response (as the amp's linear part colours it): a far better
-    start than the identity for a stage that must learn 40 ms of resonances.
+    Exact for a linear chain (a cabinet alone, a clean amp); for a driven amp
+    it is the best *linear* stand-in, which measured as a worse start than the
+    identity (see the module docstring).
     """
     from scipy.linalg import solve_toeplitz
 
