@@ -137,15 +137,18 @@ def test_gru_mapping(tmp_path):
 
 
 def test_wavenet_mapping(tmp_path):
-    """Each dilated conv is an RTNeural Conv1DT with its dilation; 1x1 convs are DenseT, stored 2-D."""
+    """Each dilated conv is a block-wise wavenet::Layer with its dilation; 1x1 convs are stored 2-D."""
     model = WaveNet(channels=4, stacks=2, max_dilation=8, gated=True)
     project = generate(fake_run(model_name="wavenet", model=model), JuceConfig(out=tmp_path / "p"))
     header = (project.dir / "Source/FxforgeModel.h").read_text()
-    dilations = [int(d) for d in re.findall(r"Conv1DT<float, 4, 8, 3, (\d+)>", header)]
+    dilations = [int(d) for d in re.findall(r"wavenet::Layer<4, 3, (\d+), true> layer\d+;", header)]
     assert dilations == [1, 2, 4, 8] * 2
-    assert header.count("gated<4> (conv") == 8
-    assert header.count("DenseT<float, 4, 4>") == 7  # the last layer's mix feeds nothing
+    assert header.count("layer7.load (json, \"layers.7.\", false);") == 1  # the last layer's mix feeds nothing
+    assert header.count(", true);") == 7
+    assert header.count("process (h, skip, a8, z, n);") == 8
+    assert "void process (const float* in, float* out, int n) noexcept" in header
     assert "y += x;" in header
+    assert (project.dir / "Source/FxforgeWaveNet.h").is_file()
     doc = json.loads((project.dir / "Resources/model_weights.json").read_text())
     assert torch.equal(torch.tensor(doc["layers.3.mix.weight"]), model.layers[3].mix.weight[:, :, 0])
     assert torch.equal(torch.tensor(doc["layers.5.conv.weight"]), model.layers[5].conv.weight)

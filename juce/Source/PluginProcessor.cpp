@@ -121,13 +121,15 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
 
         for (int ch = 0; ch < numChannels; ++ch)
         {
-            auto& model = *models[(size_t) ch];
             float* data = buffer.getWritePointer (ch, start);
+            // The model runs on the whole chunk at once (WaveNet: matrix products over the block).
+            for (int i = 0; i < n; ++i)
+                wetBuf[(size_t) i] = data[i] * inGainBuf[(size_t) i];
+            models[(size_t) ch]->process (wetBuf.data(), wetBuf.data(), n);
             for (int i = 0; i < n; ++i)
             {
                 const float dry = data[i];
-                const float x = dry * inGainBuf[(size_t) i];
-                const float wet = model.process (x);
+                const float wet = wetBuf[(size_t) i];
                 const float m = mixBuf[(size_t) i];
                 const float fx = m * outGainBuf[(size_t) i] * wet + (1.0f - m) * dry;
                 const float b = bypassBuf[(size_t) i];

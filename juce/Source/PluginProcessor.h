@@ -72,7 +72,7 @@ private:
     std::array<std::unique_ptr<fxforge::Model>, kMaxChannels> models;
 
     juce::SmoothedValue<float> inputGain, outputGain, mix, bypassMix;
-    std::array<float, kChunk> inGainBuf {}, outGainBuf {}, mixBuf {}, bypassBuf {};
+    std::array<float, kChunk> inGainBuf {}, outGainBuf {}, mixBuf {}, bypassBuf {}, wetBuf {};
 
     std::atomic<bool> sampleRateMismatch { false };
     std::atomic<double> hostSampleRate { 0.0 };

@@ -1,4 +1,4 @@
-// Measures the model's per-sample loop the way processBlock runs it (one thread):
+// Measures the model's block API the way processBlock calls it (one thread):
 // audio seconds processed per CPU second, at the given block sizes.
 //   fxforge_bench WEIGHTS.json [sample_rate] [seconds] [block ...]
 // Prints one JSON object.
@@ -56,10 +56,7 @@ int main (int argc, char** argv)
         {
             const size_t len = std::min (block, n - start);
             std::copy (audio.begin() + (long) start, audio.begin() + (long) (start + len), buf.begin());
-            for (size_t i = 0; i < len; ++i)
-            {
-                buf[i] = model->process (buf[i]);
-            }
+            model->process (buf.data(), buf.data(), (int) len);
             sink += buf[0];
         }
         const double elapsed = (double) (std::clock() - c0) / (double) CLOCKS_PER_SEC;

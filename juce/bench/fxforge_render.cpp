@@ -1,6 +1,9 @@
 // Runs the generated model over raw float32 audio, JUCE-free: a quick parity
-// check of FxforgeModel.h against PyTorch without building the plugin.
+// check of FxforgeModel.h against PyTorch without building the plugin. The audio
+// goes through the block API in blocks of 1, 17, 64, 512, 4096, 1, ... samples
+// (in place), so the parity covers block boundaries and chunking of long blocks.
 //   fxforge_render WEIGHTS.json IN.f32 OUT.f32
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -29,8 +32,13 @@ int main (int argc, char** argv)
     std::vector<char> bytes ((std::istreambuf_iterator<char> (in)), std::istreambuf_iterator<char>());
     std::vector<float> audio (bytes.size() / sizeof (float));
     std::memcpy (audio.data(), bytes.data(), audio.size() * sizeof (float));
-    for (auto& s : audio)
-        s = model->process (s);
+    const int sizes[] = { 1, 17, 64, 512, 4096 };
+    for (size_t start = 0, b = 0; start < audio.size(); ++b)
+    {
+        const size_t n = std::min ((size_t) sizes[b % 5], audio.size() - start);
+        model->process (audio.data() + start, audio.data() + start, (int) n);
+        start += n;
+    }
     std::ofstream out (argv[3], std::ios::binary);
     out.write (reinterpret_cast<const char*> (audio.data()), (std::streamsize) (audio.size() * sizeof (float)));
     return out ? 0 : 1;

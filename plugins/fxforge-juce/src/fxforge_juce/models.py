@@ -4,8 +4,10 @@ Adding a model to the exporter means adding one function here, decorated with
 ``@mapper("model-name")``, that turns the module into an :class:`RTModel`: the
 C++ members of the generated ``fxforge::Model`` class, the statements that load
 them from the embedded state-dict JSON, the statements of ``process`` (which
-turn ``float x`` into ``float y``), and the tensors to embed. Everything that
-reaches C++ is built from integers and fixed strings, never from user text.
+turn ``float x`` into ``float y``; or, for a block-wise model such as the
+WaveNet, the statements that turn ``n`` samples of ``in`` into ``out``), and the
+tensors to embed. Everything that reaches C++ is built from integers and fixed
+strings, never from user text.
 
 A run with the learned cabinet stage (``fxforge.cabinet.CabinetFIR``) maps
 its inner model as usual and appends the FIR (``fxforge::Fir<taps>``).
@@ -32,6 +34,9 @@ class RTModel:
     residual: bool  # y includes + x (reported in the project's metadata)
     architecture: str
     resets: list[str] = field(default_factory=list)
+    # Block-wise models: statements of processChunk(), from `const float* in` to `float* out`
+    # over `n` samples (n <= wavenet::kMaxBlock). Empty: the block API loops `body` per sample.
+    block: list[str] = field(default_factory=list)
 
 
 MAPPERS: dict[str, Callable[[nn.Module], RTModel]] = {}
@@ -127,9 +132,10 @@ def wavenet(module: nn.Module) -> RTModel:
     """``rechannel`` 1x1 -> layers (dilated ``conv``, gate, 1x1 ``mix`` back into the stack, the
     activation summed into the skip path) -> 1x1 ``head`` of the skip sum [+ x].
 
-    Each dilated conv is an ``RTNeural::Conv1DT`` (its own ring buffer of past
-    inputs), each 1x1 conv an ``RTNeural::DenseT``; the wiring is generated
-    straight-line code. The last layer's ``mix`` feeds nothing and is skipped.
+    Block-wise (``FxforgeWaveNet.h``): each layer is a ``fxforge::wavenet::Layer``
+    holding its past inputs; per block every conv tap, the gate, the mix and the
+    head are matrix products over all the block's samples (channels x samples),
+    which is what makes it fast. The last layer's ``mix`` feeds nothing and is skipped.
     """
     layers = getattr(module, "layers", None)
     rechannel, head = getattr(module, "rechannel", None), getattr(module, "head", None)
@@ -145,43 +151,56 @@ def wavenet(module: nn.Module) -> RTModel:
         "head.weight": _tensor(head.weight[:, :, 0]),
         "head.bias": _tensor(head.bias),
     }
-    members = [f"RTNeural::DenseT<float, 1, {c}> rechannel;"]
-    loaders = ['RTNeural::torch_helpers::loadDense<float> (json, "rechannel.", rechannel);']
+    members = [f"Eigen::Matrix<float, {c}, 1> rechannelW, rechannelB;",
+               f"Eigen::Matrix<float, 1, {c}> headW;", "float headB = 0.0f;",
+               # Scratch over a chunk: the stack h, the skip sum, the activation z, x and y.
+               f"wavenet::Block<{c}> h = wavenet::scratch<{c}>(), skip = wavenet::scratch<{c}>(), "
+               f"z = wavenet::scratch<{c}>();",
+               "wavenet::Block<1> xs = wavenet::scratch<1>(), ys = wavenet::scratch<1>();"]
+    loaders = [f'wavenet::loadMatrix<{c}, 1> (json, "rechannel.weight", rechannelW);',
+               f'wavenet::loadVector<{c}> (json, "rechannel.bias", rechannelB);',
+               f'wavenet::loadMatrix<1, {c}> (json, "head.weight", headW);',
+               'headB = json.at ("head.bias").at (0).get<float>();']
     resets = []
-    body = ["Vec<1> in;", "in (0) = x;", "rechannel.forward (in);", f"Vec<{c}> h = rechannel.outs;",
-            f"Vec<{c}> skip = Vec<{c}>::Zero();", f"Vec<{c}> z;"]
-    dilations = []
+    block = ["auto x = xs.leftCols (n);",
+             "x = Eigen::Map<const Eigen::RowVectorXf> (in, n); // copied first: in may equal out",
+             "h.leftCols (n).noalias() = rechannelW * x;",
+             "h.leftCols (n).colwise() += rechannelB;",
+             "skip.leftCols (n).setZero();"]
+    dilations, widths = [], set()
     for i, layer in enumerate(layers):
         conv, mix, gated = getattr(layer, "conv", None), getattr(layer, "mix", None), bool(getattr(layer, "gated", False))
         width = 2 * c if gated else c
         if not (isinstance(conv, nn.Conv1d) and conv.in_channels == c and conv.out_channels == width
                 and conv.groups == 1 and conv.stride == (1,) and conv.padding == (0,) and conv.bias is not None):
             raise Unsupported(f"layers.{i}.conv must be a causal nn.Conv1d({c}, {width}, k, dilation=d) with a bias")
-        _pointwise(mix, c, c, f"layers.{i}.mix")
-        k, d = conv.kernel_size[0], conv.dilation[0]
+        k, d = int(conv.kernel_size[0]), int(conv.dilation[0])
+        last = i + 1 == len(layers)
+        if not last:
+            _pointwise(mix, c, c, f"layers.{i}.mix")
         dilations.append(d)
-        members.append(f"RTNeural::Conv1DT<float, {c}, {width}, {k}, {d}> conv{i};")
-        loaders.append(f'RTNeural::torch_helpers::loadConv1D<float> (json, "layers.{i}.conv.", conv{i});')
-        resets.append(f"conv{i}.reset();")
+        widths.add(width)
+        members.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}> layer{i};")
+        loaders.append(f'layer{i}.load (json, "layers.{i}.", {"false" if last else "true"});')
+        resets.append(f"layer{i}.reset();")
         weights[f"layers.{i}.conv.weight"] = _tensor(conv.weight)
         weights[f"layers.{i}.conv.bias"] = _tensor(conv.bias)
-        body += [f"conv{i}.forward (h);",
-                 f"z = {'gated' if gated else 'activation'}<{c}> (conv{i}.outs);",
-                 "skip += z;"]
-        if i + 1 < len(layers):
-            members.append(f"RTNeural::DenseT<float, {c}, {c}> mix{i};")
-            loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "layers.{i}.mix.", mix{i});')
+        if not last:
             weights[f"layers.{i}.mix.weight"] = _tensor(mix.weight[:, :, 0])
             weights[f"layers.{i}.mix.bias"] = _tensor(mix.bias)
-            body += [f"mix{i}.forward (z);", f"h += mix{i}.outs;"]
-    members.append(f"RTNeural::DenseT<float, {c}, 1> head;")
-    loaders.append('RTNeural::torch_helpers::loadDense<float> (json, "head.", head);')
+        block.append(f"layer{i}.process (h, skip, a{width}, z, n);")
+    members += [f"wavenet::Block<{w}> a{w} = wavenet::scratch<{w}>(); // pre-activation, {w} rows"
+                for w in sorted(widths)]
     residual = bool(getattr(module, "input_residual", False))
-    body += ["head.forward (skip);", "float y = head.outs (0);"] + (["y += x;"] if residual else [])
+    block += ["auto y = ys.leftCols (n);",
+              "y.noalias() = headW * skip.leftCols (n);",
+              "y.array() += headB;"]
+    block += ["y += x;"] if residual else []
+    block += ["Eigen::Map<Eigen::RowVectorXf> (out, n) = y;"]
     gate = "gated" if getattr(layers[0], "gated", False) else "tanh"
     arch = (f"WaveNet {len(layers)} layers x {c} ch ({gate}, kernel {layers[0].conv.kernel_size[0]}, "
             f"dilations {min(dilations)}..{max(dilations)})" + (" + input (residual)" if residual else ""))
-    return RTModel(members, loaders, body, weights, residual, arch, resets)
+    return RTModel(members, loaders, [], weights, residual, arch, resets, block=block)
 
 
 # ---------------------------------------------------------------- cabinet
@@ -192,7 +211,8 @@ def _with_cabinet(rt: RTModel, ir: torch.Tensor) -> RTModel:
     return RTModel(
         members=rt.members + [f"Fir<{taps}> cabinet;"],
         loaders=rt.loaders + ['cabinet.load (json.at ("cabinet.ir").get<std::vector<float>>());'],
-        body=rt.body + ["y = cabinet.process (y);"],
+        body=rt.body + ["y = cabinet.process (y);"] if rt.body else [],
+        block=rt.block + ["for (int i = 0; i < n; ++i)", "    out[i] = cabinet.process (out[i]);"] if rt.block else [],
         weights={**rt.weights, "cabinet.ir": _tensor(ir)},
         residual=rt.residual,
         architecture=f"{rt.architecture} -> cabinet FIR {taps} taps",

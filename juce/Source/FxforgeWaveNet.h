@@ -1,0 +1,133 @@
+#pragma once
+// Block-wise WaveNet layers: each step is a matrix product over the whole block
+// (channels x samples) instead of one matrix-vector product per sample, so Eigen
+// runs its vectorised GEMM kernels and the per-call overhead is paid once per block.
+// Memory is allocated in the constructors; process() allocates nothing and takes no locks.
+
+#include <RTNeural/RTNeural.h> // Eigen and nlohmann::json
+
+#include <array>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace fxforge::wavenet
+{
+/** The longest run of samples processed at once; longer blocks are split into chunks this long. */
+constexpr int kMaxBlock = 1024;
+
+/** R channels (compile-time, so Eigen vectorises down the columns) x samples. */
+template <int R>
+using Block = Eigen::Matrix<float, R, Eigen::Dynamic>;
+
+/** Scratch of R x kMaxBlock, zeroed: allocated once, where the model is built. */
+template <int R>
+inline Block<R> scratch()
+{
+    return Block<R>::Zero (R, kMaxBlock);
+}
+
+/** A 2-D tensor of the state dict (nested lists, PyTorch's row-major order). */
+template <int R, int C>
+inline void loadMatrix (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, C>& m)
+{
+    const auto w = json.at (key).get<std::vector<std::vector<float>>>();
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c)
+            m (r, c) = w.at ((size_t) r).at ((size_t) c);
+}
+
+template <int R>
+inline void loadVector (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, 1>& v)
+{
+    const auto w = json.at (key).get<std::vector<float>>();
+    for (int r = 0; r < R; ++r)
+        v (r) = w.at ((size_t) r);
+}
+
+/** One layer: dilated conv (C -> W = 2C gated, else C; kernel K, dilation D), gate or tanh,
+    the activation added to the skip sum and, unless it is the last layer, a 1x1 mix
+    added back into the stack (h += mix z).
+
+    Past inputs live in a C x (history + 4 kMaxBlock) buffer written left to right;
+    when it fills, the last `history` columns are moved to the front (as NAM does), so
+    that copy is paid once per several thousand samples, and every tap of the conv is
+    one contiguous span of columns. */
+template <int C, int K, int D, bool Gated>
+class Layer
+{
+public:
+    static constexpr int W = Gated ? 2 * C : C;
+    static constexpr int kHistory = (K - 1) * D;
+    static constexpr int kColumns = kHistory + 4 * kMaxBlock;
+
+    Layer() : inputs (Block<C>::Zero (C, kColumns)) {}
+
+    /** `prefix` is "layers.<i>." of the PyTorch state dict; conv.weight is (W, C, K). */
+    void load (const nlohmann::json& json, const std::string& prefix, bool withMix)
+    {
+        const auto w = json.at (prefix + "conv.weight").get<std::vector<std::vector<std::vector<float>>>>();
+        for (int k = 0; k < K; ++k)
+            for (int o = 0; o < W; ++o)
+                for (int i = 0; i < C; ++i)
+                    taps[(size_t) k] (o, i) = w.at ((size_t) o).at ((size_t) i).at ((size_t) k);
+        loadVector<W> (json, prefix + "conv.bias", bias);
+        hasMix = withMix;
+        if (withMix)
+        {
+            loadMatrix<C, C> (json, prefix + "mix.weight", mix);
+            loadVector<C> (json, prefix + "mix.bias", mixBias);
+        }
+    }
+
+    void reset() noexcept
+    {
+        inputs.setZero(); // PyTorch's streaming state starts as zeros
+        pos = kHistory;
+    }
+
+    /** h: this layer's input (C x n), becomes the next layer's; skip += activation.
+        a and z are scratch of at least n columns; n <= kMaxBlock. */
+    void process (Block<C>& h, Block<C>& skip, Block<W>& a, Block<C>& z, int n) noexcept
+    {
+        if (pos + n > kColumns)
+        {
+            // Columns are contiguous (column-major): move the last kHistory of them to the front.
+            std::memmove (inputs.data(), inputs.data() + (Eigen::Index) (pos - kHistory) * C,
+                          sizeof (float) * (size_t) kHistory * C);
+            pos = kHistory;
+        }
+        inputs.middleCols (pos, n) = h.leftCols (n);
+
+        // Tap k of PyTorch's kernel looks back (K - 1 - k) * D samples.
+        auto pre = a.leftCols (n);
+        pre.colwise() = bias;
+        for (int k = 0; k < K; ++k)
+            pre.noalias() += taps[(size_t) k] * inputs.middleCols (pos - (K - 1 - k) * D, n);
+        pos += n;
+
+        auto act = z.leftCols (n);
+        if constexpr (Gated)
+            act = pre.template topRows<C>().array().tanh()
+                  * (1.0f + (-pre.template bottomRows<C>().array()).exp()).inverse();
+        else
+            act = pre.array().tanh().matrix();
+        skip.leftCols (n) += act;
+        if (hasMix)
+        {
+            auto next = h.leftCols (n);
+            next.noalias() += mix * act;
+            next.colwise() += mixBias;
+        }
+    }
+
+private:
+    std::array<Eigen::Matrix<float, W, C>, K> taps {};
+    Eigen::Matrix<float, W, 1> bias = Eigen::Matrix<float, W, 1>::Zero();
+    Eigen::Matrix<float, C, C> mix = Eigen::Matrix<float, C, C>::Zero();
+    Eigen::Matrix<float, C, 1> mixBias = Eigen::Matrix<float, C, 1>::Zero();
+    bool hasMix = false;
+    Block<C> inputs;
+    int pos = kHistory;
+};
+} // namespace fxforge::wavenet
