@@ -47,8 +47,9 @@ class PairedAudio:
         }
 
 
-def read_audio(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]:
-    """Read one mono channel as float32; any PCM/float WAV or FLAC soundfile reads."""
+def read_audio(path: Path, channel: int | None = None, option: str = "data.channel") -> tuple[np.ndarray, int]:
+    """Read one mono channel as float32; any PCM/float WAV or FLAC soundfile reads.
+    ``option`` is what chooses the channel where the caller comes from ('--channel')."""
     path = Path(path)
     if not path.exists():
         raise FxforgeError(f"{path}: no such file")
@@ -62,12 +63,13 @@ def read_audio(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]
     if data.shape[0] == 0:
         raise FxforgeError(f"{path}: holds no samples")
     channels = data.shape[1]
+    eq = " " if option.startswith("-") else " = "  # '--channel 1', 'data.channel = 1'
     if channel is None:
         if channels > 1:
-            raise FxforgeError(f"{path}: has {channels} channels; choose one with data.channel = 0..{channels - 1}")
+            raise FxforgeError(f"{path}: has {channels} channels; choose one with {option}{eq}0..{channels - 1}")
         channel = 0
     elif channel >= channels:
-        raise FxforgeError(f"{path}: data.channel = {channel} but the file has {channels} channel(s)")
+        raise FxforgeError(f"{path}: {option}{eq}{channel} but the file has {channels} channel(s)")
     mono = np.ascontiguousarray(data[:, channel])
     bad = np.flatnonzero(~np.isfinite(mono))
     if bad.size:
@@ -113,14 +115,14 @@ def measure_latency(x: np.ndarray, y: np.ndarray, max_lag: int, seconds: int) ->
     return _best_lag(*_cross_correlation(x, y, seconds), max_lag)
 
 
-def load_pair(data) -> PairedAudio:
+def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
     """Load ``data.input``/``data.target`` (or the built-in demo) as an aligned pair."""
     if data.demo is not None:
         from .demo import demo_capture
 
         return demo_capture(data.demo, seconds=data.demo_seconds)
-    x, sr_x = read_audio(data.input, data.channel)
-    y, sr_y = read_audio(data.target, data.channel)
+    x, sr_x = read_audio(data.input, data.channel, channel_option)
+    y, sr_y = read_audio(data.target, data.channel, channel_option)
     notes = []
     if sr_x != sr_y:
         if not data.resample:

@@ -150,6 +150,7 @@ def process(run_dir: Path = typer.Argument(..., help="a run directory"),
             input: Path = typer.Argument(..., help="audio to process"),
             output: Path = typer.Argument(..., help="where to write the result"),
             block: int = typer.Option(256, "--block", min=1, help="block size, as a plugin host would use"),
+            channel: Optional[int] = typer.Option(None, "--channel", min=0, help="channel of a multi-channel input"),
             threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
     """Run a trained model over a file block by block, state carried, as a plugin does."""
     import torch
@@ -163,7 +164,7 @@ def process(run_dir: Path = typer.Argument(..., help="a run directory"),
     if output.exists() and output.resolve() == input.resolve():
         raise FxforgeError(f"{output}: would overwrite the input")
     check_output(output)
-    x, sr = read_audio(input)
+    x, sr = read_audio(input, channel, "--channel")
     if sr != r.sample_rate:
         logging.getLogger("fxforge").warning("%s: resampling from %d Hz to the model's %d Hz", input, sr, r.sample_rate)
         x = resample(x, sr, r.sample_rate)
@@ -176,6 +177,7 @@ def process(run_dir: Path = typer.Argument(..., help="a run directory"),
 def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
              input: Path = typer.Option(..., "--input", help="dry recording"),
              target: Path = typer.Option(..., "--target", help="processed recording"),
+             channel: Optional[int] = typer.Option(None, "--channel", min=0, help="channel of multi-channel recordings"),
              as_json: bool = typer.Option(False, "--json")):
     """Score a trained run on another pair of recordings (ESR, plain and pre-emphasised)."""
     import torch
@@ -188,7 +190,7 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
     from .stream import process as stream_process
 
     r = load_run(run_dir)
-    pair = load_pair(DataConfig(input=input, target=target))
+    pair = load_pair(DataConfig(input=input, target=target, channel=channel), channel_option="--channel")
     if pair.sample_rate != r.sample_rate:
         raise FxforgeError(f"{input}: sample rate {pair.sample_rate} Hz, but the model was trained at {r.sample_rate} Hz")
     y_hat = stream_process(r.model, torch.from_numpy(pair.x), 4096)
@@ -276,14 +278,39 @@ def sweep(file: Path = typer.Argument(..., help="sweep file (TOML): a base run f
                            console=console, verbose=_verbose["level"])
     if not dry_run:
         print_table(plan, rows, console)
+        if rows and all(r["status"] != "finished" for r in rows):  # nothing to compare: not a success
+            err_console.print(f"error: {file}: all {len(rows)} trials failed (their errors are above)",
+                              markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+
+def _usage_error(exc: Exception) -> str:
+    """A click usage error as one line: 'fxforge process: Missing argument 'output'.'"""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "fxforge"
+    message = " ".join(exc.format_message().split())
+    return f"{where}: {message}"
 
 
 def main() -> None:
     from .train import Interrupted
 
+    # click's exceptions, wherever they live (recent typer vendors click as typer._click)
+    clicks = sys.modules[typer.BadParameter.__module__]
+    no_args_is_help = getattr(clicks, "NoArgsIsHelpError", ())
+
     show_tb = lambda: _verbose["level"] > 0 or os.environ.get("FXFORGE_TRACEBACK")  # noqa: E731
     try:
-        app()  # standalone: usage errors exit 2 with click's message, --help exits 0
+        # Not standalone: click's usage errors come here to be made one line;
+        # --help and typer.Exit come back as an exit code.
+        code = app(standalone_mode=False, prog_name="fxforge")
+    except no_args_is_help as exc:  # bare `fxforge`: the help, exit 2 as before
+        if exc.format_message():  # (typer's rich help has printed itself already)
+            print(exc.format_message())
+        sys.exit(2)
+    except clicks.ClickException as exc:  # UsageError, BadParameter, ...: exit 2
+        err_console.print(f"error: {_usage_error(exc)}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code if exc.exit_code else 2)
     except FxforgeError as exc:
         if os.environ.get("FXFORGE_TRACEBACK"):
             traceback.print_exc()
@@ -292,7 +319,7 @@ def main() -> None:
     except Interrupted as exc:
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(130)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:
@@ -301,3 +328,5 @@ def main() -> None:
         err_console.print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(n), KeyboardInterrupt outside training (130)
+        sys.exit(code)

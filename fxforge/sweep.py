@@ -257,6 +257,25 @@ def _absolute_paths(cfg: RunConfig, doc: dict) -> bool:
     return changed
 
 
+def _check_pair(data, resolved, checked: set[str], prefix: str, suffix: str) -> None:
+    """Load a trial's recordings as `fxforge run` would (readable audio, channels, rates,
+    lengths, alignment), once per distinct pair, so a bad file is refused before any
+    trial starts. The built-in demo capture needs no check."""
+    from .audio import load_pair
+
+    if data.demo is not None:
+        return
+    fields = ("input", "target", "channel", "resample", "length_tolerance", "latency", "max_latency_ms")
+    key = json.dumps([str(getattr(resolved, f)) for f in fields])
+    if key in checked:
+        return
+    try:
+        load_pair(data)
+    except FxforgeError as exc:
+        raise FxforgeError(f"{prefix}{exc}{suffix}") from None
+    checked.add(key)
+
+
 def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | None = None,
                sweeps_dir: Path | str = Path("sweeps"), registry=None) -> Plan:
     """Read and validate a sweep file and every trial it makes; nothing is run."""
@@ -269,6 +288,10 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
     if repeats is not None and sweep.seeds is not None:
         raise FxforgeError(f"--repeats {repeats}: {where} lists its seeds; change 'seeds' there instead")
     base_path = sweep.base if sweep.base.is_absolute() else file.parent / sweep.base
+    if not base_path.exists():
+        raise FxforgeError(f"{where}: base: no such file ({base_path})")
+    if base_path.is_dir():
+        raise FxforgeError(f"{where}: base: {base_path} is a directory, expected a TOML run file")
     base_doc = read_toml(base_path)
     config_from_dict(base_doc, str(base_path), registry)
 
@@ -312,6 +335,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
     name = sweep.name or re.sub(r"[^A-Za-z0-9._-]", "-", file.stem)
     trials: list[Trial] = []
     ids: dict[str, int] = {}
+    checked: set[str] = set()
     for i, point in enumerate(points):
         for combo in itertools.product(*grid.values()):
             overrides = {**point, **dict(zip(grid, combo))}
@@ -334,12 +358,14 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
                         else (f"points[{i}]." if sweep.points else "")
                     err = _retag(exc, f"{where}: {section}" if section else f"{where}: ")
                     raise FxforgeError(f"{err} (trial {tid})") from None
+                data = cfg.data  # its paths as given, relative to here: as `fxforge run` names them
                 if _absolute_paths(cfg, tdoc):
                     cfg = config_from_dict(tdoc, _SENTINEL, registry)
                 for key in ("input", "target"):
                     path = getattr(cfg.data, key, None)
                     if isinstance(path, Path) and not path.is_file():
                         raise FxforgeError(f"{where}: data.{key}: no such file ({path}) (trial {tid})")
+                _check_pair(data, cfg.data, checked, f"{where}: ", f" (trial {tid})")
                 cfg.source = f"{where} (trial {tid})"
                 trials.append(Trial(tid, overrides, seed, tdoc, cfg))
     plan = Plan(name, file, Path(sweeps_dir) / name, base_path, swept, labels, trials, sweep.description, sets, common)

@@ -118,6 +118,7 @@ def with_sample(value: float, at: int = 1234):
     return fn
 
 
+STEREO = put("di.wav", lambda x, y: np.stack([x, x], 1))
 STFT = edit('name = "wave-lstm"\nhidden_size = 8', 'name = "stft-lstm"\nn_fft = 128\nhop = 32\nhidden_size = 8')
 RUN = "run run.toml"
 FINITE = "Input should be a finite number"
@@ -275,6 +276,29 @@ CASES = [
      "notes.txt: not a readable audio file (Format not recognised.)"),
     ("eval-sample-rate", None, "eval {prev} --input di.wav --target amp.wav",
      "di.wav: sample rate 16000 Hz, but the model was trained at 48000 Hz"),
+    ("process-stereo-without-channel", STEREO, "process {prev} di.wav out.wav",  # was: "data.channel"
+     "di.wav: has 2 channels; choose one with --channel 0..1"),
+    ("process-channel-out-of-range", None, "process {prev} di.wav out.wav --channel 1",
+     "di.wav: --channel 1 but the file has 1 channel(s)"),
+    ("eval-stereo-without-channel", STEREO, "eval {prev} --input di.wav --target amp.wav",
+     "di.wav: has 2 channels; choose one with --channel 0..1"),
+    ("eval-channel-out-of-range", None, "eval {prev} --input di.wav --target amp.wav --channel 3",
+     "di.wav: --channel 3 but the file has 1 channel(s)"),
+    # -- the command line itself (click's usage errors; was: a multi-line boxed panel)
+    ("usage-out-of-range", None, "process {prev} di.wav out.wav --block 0",
+     "fxforge process: Invalid value for '--block': Input should be greater than or equal to 1"),
+    ("usage-negative-channel", None, "eval {prev} --input di.wav --target amp.wav --channel -1",
+     "fxforge eval: Invalid value for '--channel': Input should be greater than or equal to 0"),
+    ("usage-missing-argument", None, "process {prev} di.wav",
+     "fxforge process: Missing argument 'output'."),
+    ("usage-missing-option", None, "eval {prev} --input di.wav",
+     "fxforge eval: Missing option '--target'."),
+    ("usage-unknown-option", None, f"{RUN} --sett optim.lr=0.1",
+     "fxforge run: No such option: --sett (Possible options: --set)"),
+    ("usage-not-an-integer", None, "sweep sweep.toml --repeats two",
+     "fxforge sweep: Invalid value for '--repeats': Input should be a valid integer, unable to parse string as an integer"),
+    ("usage-unknown-command", None, "trian run.toml",
+     "fxforge: No such command 'trian'."),
     # -- show
     ("show-unknown-kind", None, "show gadget x",
      "unknown kind 'gadget' (one of: models, providers, schedulers, devices or exporters)"),
@@ -301,7 +325,7 @@ CASES = [
     ("sweep-unknown-key", put("sweep.toml", 'base = "run.toml"\nrepeat = 2\n'), "sweep sweep.toml",
      "sweep.toml: repeat: unknown key (did you mean 'repeats'?)"),
     ("sweep-missing-base", sweep("optim.lr = [0.01]", head='base = "nope.toml"'), "sweep sweep.toml",
-     "nope.toml: no such file"),
+     "sweep.toml: base: no such file (nope.toml)"),  # was: "nope.toml: no such file"
     ("sweep-bad-grid-key", sweep("optimm.lr = [0.01, 0.001]"), "sweep sweep.toml",
      "sweep.toml: grid.optimm: unknown section (did you mean 'optim'?) (trial lr-0.01_seed-0)"),
     ("sweep-empty-grid-list", sweep("optim.lr = []"), "sweep sweep.toml",
@@ -314,6 +338,13 @@ CASES = [
      "--set optim.lr=0.1: optim.lr is swept by sweep.toml; it cannot also be fixed"),
     ("sweep-missing-recording", sweep('data.input = ["di.wav", "gone.wav"]'), "sweep sweep.toml",
      "sweep.toml: data.input: no such file ({tmp}/gone.wav) (trial input-gone.wav_seed-0)"),
+    # was: every trial started, failed, and the sweep exited 0
+    ("sweep-target-not-audio", both(put("amp.wav", "this is not a wave file"), sweep("optim.lr = [0.01, 0.001]")),
+     "sweep sweep.toml", "sweep.toml: amp.wav: not a readable audio file (Format not recognised.) (trial lr-0.01_seed-0)"),
+    ("sweep-grid-input-not-audio", sweep('data.input = ["di.wav", "notes.txt"]'), "sweep sweep.toml",
+     "sweep.toml: notes.txt: not a readable audio file (Format not recognised.) (trial input-notes.txt_seed-0)"),
+    ("sweep-stereo-without-channel", both(put("amp.wav", lambda x, y: np.stack([y, y], 1)), sweep("optim.lr = [0.01]")),
+     "sweep sweep.toml", "sweep.toml: amp.wav: has 2 channels; choose one with data.channel = 0..1 (trial lr-0.01_seed-0)"),
     # -- demo-capture
     ("demo-unknown-kind", None, "demo-capture demo --kind bass",
      "--kind must be 'amp' or 'cab' (got 'bass')"),
@@ -456,3 +487,20 @@ def test_refused_in_one_line_and_nothing_written(cli, scene, tmp_path, setup, co
     after = snapshot(tmp_path)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"the refused command wrote or changed: {changed}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["process", "--help"], ["eval", "--help"], ["sweep", "--help"]])
+def test_help_still_prints_and_exits_0(cli, tmp_path, args):
+    """main() runs click non-standalone (to make its usage errors one line); --help is untouched."""
+    out = cli(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: fxforge" in out.stdout and out.stderr == ""
+    if args[0] in ("process", "eval"):
+        assert "--channel" in out.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_command_prints_the_help_and_exits_2(cli, tmp_path):
+    out = cli(cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout.count("Usage: fxforge [OPTIONS] COMMAND") == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr

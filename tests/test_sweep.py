@@ -216,7 +216,7 @@ def test_grid_points_and_seeds_make_stable_readable_ids(folder):
     ("base = 'run.toml'\n[set]\nmodel.hiden_size = 4", [], "s.toml: set.model.hiden_size: unknown key (did you mean 'hidden_size'?)"),
     ("base = 'run.toml'\n[grid]\noptim.lr = [0.1]", ["optim.lr=0.2"], "--set optim.lr=0.2: optim.lr is swept by"),
     ("base = 'run.toml'\n[grid]\noptim.lr = [0.1]", ["train.epoch=2"], "--set train.epoch: unknown key (did you mean 'epochs'?)"),
-    ("base = 'missing.toml'", [], "missing.toml: no such file"),
+    ("base = 'missing.toml'", [], "s.toml: base: no such file ("),
 ])
 def test_sweep_file_errors(folder, text, sets, message):
     from fxforge import FxforgeError
@@ -242,3 +242,29 @@ def test_state_skip_resume_or_start_afresh(folder):
     states = [(t.state, t.run is not None) for t in plan(folder, text).trials]
     assert states == [("done", True), ("resume", True), ("new", False), ("new", False)]
     assert "config changed" in plan(folder, text).trials[3].note
+
+
+@pytest.mark.parametrize("failing, code", [({"lr-0.01_seed-0", "lr-0.002_seed-0"}, 1), ({"lr-0.002_seed-0"}, 0)])
+def test_a_sweep_whose_trials_all_fail_does_not_exit_0(folder, monkeypatch, capsys, failing, code):
+    """Each trial's error is in the table; when none finished, the sweep ends with one
+    more line and exit 1 (some finished: exit 0, the table says which did not)."""
+    import fxforge.cli
+    import fxforge.sweep
+
+    def fake(task, on_event=None):
+        if task["id"] in failing:
+            return {"status": "failed", "error": "training diverged", "wall_seconds": 0.0}
+        return {"status": "finished", "test_esr": 0.5, "wall_seconds": 0.0}
+
+    write_config(folder, SWEEP, "s.toml")
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(fxforge.sweep, "execute_trial", fake)
+    monkeypatch.setattr(sys, "argv", ["fxforge", "sweep", "s.toml", "--sweeps-dir", "sweeps"])
+    with pytest.raises(SystemExit) as exc:
+        fxforge.cli.main()
+        raise SystemExit(0)
+    err = capsys.readouterr().err
+    assert exc.value.code == code, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == (["error: s.toml: all 2 trials failed (their errors are above)"] if code else [])
+    assert (folder / "sweeps" / "s" / "results.csv").is_file()
