@@ -1,7 +1,8 @@
 """The fxforge command line. Each command is a thin shell over a library call.
 
 Exit codes: 0 ok; 2 usage, config or input error (one line, no traceback);
-1 unexpected failure (traceback with -v or FXFORGE_TRACEBACK=1); 130 Ctrl-C.
+1 unexpected failure (traceback with -v or FXFORGE_TRACEBACK=1), or a sweep none of
+whose trials finished; 130 Ctrl-C.
 """
 from __future__ import annotations
 
