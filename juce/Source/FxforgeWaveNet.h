@@ -6,7 +6,6 @@
 
 #include <RTNeural/RTNeural.h> // Eigen and nlohmann::json
 
-#include <array>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -70,8 +69,15 @@ public:
         for (int k = 0; k < K; ++k)
             for (int o = 0; o < W; ++o)
                 for (int i = 0; i < C; ++i)
-                    taps[(size_t) k] (o, i) = w.at ((size_t) o).at ((size_t) i).at ((size_t) k);
+                    weights (o, k * C + i) = w.at ((size_t) o).at ((size_t) i).at ((size_t) k);
         loadVector<W> (json, prefix + "conv.bias", bias);
+        if constexpr (Gated)
+        {
+            // sigmoid(b) = (1 + tanh(b / 2)) / 2: halving the gate's rows (exact in float)
+            // lets one tanh pass cover both halves, without exp.
+            weights.template bottomRows<C>() *= 0.5f;
+            bias.template bottomRows<C>() *= 0.5f;
+        }
         hasMix = withMix;
         if (withMix)
         {
@@ -99,17 +105,22 @@ public:
         }
         inputs.middleCols (pos, n) = h.leftCols (n);
 
-        // Tap k of PyTorch's kernel looks back (K - 1 - k) * D samples.
+        // Tap k of PyTorch's kernel looks back (K - 1 - k) * D samples. The taps' inputs are
+        // stacked (K C rows) so that the conv is one matrix product of depth K C.
+        auto in = stacked.leftCols (n);
+        for (int k = 0; k < K; ++k)
+            in.template middleRows<C> (k * C) = inputs.middleCols (pos - (K - 1 - k) * D, n);
+        pos += n;
         auto pre = a.leftCols (n);
         pre.colwise() = bias;
-        for (int k = 0; k < K; ++k)
-            pre.noalias() += taps[(size_t) k] * inputs.middleCols (pos - (K - 1 - k) * D, n);
-        pos += n;
+        pre.noalias() += weights * in;
 
         auto act = z.leftCols (n);
         if constexpr (Gated)
-            act = pre.template topRows<C>().array().tanh()
-                  * (1.0f + (-pre.template bottomRows<C>().array()).exp()).inverse();
+        {
+            pre = pre.array().tanh().matrix(); // the gate's rows hold tanh(b / 2)
+            act = pre.template topRows<C>().cwiseProduct ((pre.template bottomRows<C>().array() * 0.5f + 0.5f).matrix());
+        }
         else
             act = pre.array().tanh().matrix();
         skip.leftCols (n) += act;
@@ -122,7 +133,8 @@ public:
     }
 
 private:
-    std::array<Eigen::Matrix<float, W, C>, K> taps {};
+    Eigen::Matrix<float, W, K * C> weights; // [tap 0 | tap 1 | ...], each W x C
+    Block<K * C> stacked = scratch<K * C>();
     Eigen::Matrix<float, W, 1> bias = Eigen::Matrix<float, W, 1>::Zero();
     Eigen::Matrix<float, C, C> mix = Eigen::Matrix<float, C, C>::Zero();
     Eigen::Matrix<float, C, 1> mixBias = Eigen::Matrix<float, C, 1>::Zero();

@@ -1,10 +1,12 @@
 // Runs the generated model over raw float32 audio, JUCE-free: a quick parity
 // check of FxforgeModel.h against PyTorch without building the plugin. The audio
-// goes through the block API in blocks of 1, 17, 64, 512, 4096, 1, ... samples
-// (in place), so the parity covers block boundaries and chunking of long blocks.
-//   fxforge_render WEIGHTS.json IN.f32 OUT.f32
+// goes through the block API in place, in blocks cycling through the given sizes
+// (default 1, 17, 64, 512, 4096), so the parity covers block boundaries and the
+// chunking of long blocks.
+//   fxforge_render WEIGHTS.json IN.f32 OUT.f32 [block ...]
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -16,11 +18,16 @@
 
 int main (int argc, char** argv)
 {
-    if (argc != 4)
+    if (argc < 4)
     {
-        std::fprintf (stderr, "usage: %s WEIGHTS.json IN.f32 OUT.f32\n", argv[0]);
+        std::fprintf (stderr, "usage: %s WEIGHTS.json IN.f32 OUT.f32 [block ...]\n", argv[0]);
         return 2;
     }
+    std::vector<int> sizes;
+    for (int i = 4; i < argc; ++i)
+        sizes.push_back (std::max (1, std::atoi (argv[i])));
+    if (sizes.empty())
+        sizes = { 1, 17, 64, 512, 4096 };
     std::ifstream weights (argv[1]);
     std::stringstream text;
     text << weights.rdbuf();
@@ -32,10 +39,9 @@ int main (int argc, char** argv)
     std::vector<char> bytes ((std::istreambuf_iterator<char> (in)), std::istreambuf_iterator<char>());
     std::vector<float> audio (bytes.size() / sizeof (float));
     std::memcpy (audio.data(), bytes.data(), audio.size() * sizeof (float));
-    const int sizes[] = { 1, 17, 64, 512, 4096 };
     for (size_t start = 0, b = 0; start < audio.size(); ++b)
     {
-        const size_t n = std::min ((size_t) sizes[b % 5], audio.size() - start);
+        const size_t n = std::min ((size_t) sizes[b % sizes.size()], audio.size() - start);
         model->process (audio.data() + start, audio.data() + start, (int) n);
         start += n;
     }
