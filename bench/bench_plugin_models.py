@@ -7,8 +7,8 @@ Real-time factor (RTF) = seconds of 48 kHz mono audio processed per CPU second
 on one thread. Higher is better; 1 = just real time.
 
 Ours: for each model `fxforge_juce.plugin.generate` writes the plugin project and
-its JUCE-free `bench/fxforge_bench.cpp` (the exact per-sample loop of
-processBlock); it is compiled here with the C++ compiler directly, twice:
+its JUCE-free `bench/fxforge_bench.cpp` (the model's block API, called on each
+block of 64 as processBlock calls it); it is compiled here with the C++ compiler directly, twice:
 
   avx2:     -O3 -DNDEBUG -mavx2 -mfma -DRTNEURAL_USE_EIGEN=1 -DRTNEURAL_DEFAULT_ALIGNMENT=32
             -DRTNEURAL_AVX_ENABLED=1   (what the plugin's CMake Release build uses on x86-64)
@@ -20,7 +20,8 @@ NAM (with --nam-core DIR, a NeuralAmpModelerCore checkout whose Dependencies/eig
 holds Eigen *with* unsupported/Eigen/FFT, or --nam-eigen DIR): its tools/benchmodel_bufsize.cpp
 and tools/benchmodel.cpp are compiled with the same two flag sets (plus -std=c++20
 -DNAM_ENABLE_A2_FAST, as NAM's plugin builds) and run on .nam files written by
-the installed `nam` package (PyPI neural-amp-modeler):
+the installed `nam` package (PyPI neural-amp-modeler; without it, the four legacy
+WaveNet sizes are written as .nam JSON directly, seeded weights, and A2/LSTM are left out):
   * nam-wavenet-{standard,lite,feather,nano}: the WaveNet sizes of NAM's trainer
     up to 0.12 (`nam.train.core.get_wavenet_config`; 0.13 dropped the choice),
   * nam-a2-full / nam-a2-lite: 0.13's default (the PackedWaveNet of
@@ -219,6 +220,31 @@ def legacy_wavenet_config(size: str) -> dict:
     return {"layers_configs": [array(1, ch1, head1, d1, False), array(ch1, ch2, 1, d2, True)], "head_scale": 0.02}
 
 
+def write_legacy_nam(path: Path, size: str) -> int:
+    """A .nam (format 0.5) of a legacy WaveNet size with seeded weights; returns the weight count.
+
+    The count follows NAM core's WaveNet loader, per layer array: rechannel (no bias), per layer
+    the dilated conv (+ bias), the condition mixin (no bias) and the 1x1 (+ bias), then the head
+    (bias as configured); one head_scale at the end (13802 for 'standard', as the core's example)."""
+    import random
+
+    old = legacy_wavenet_config(size)
+    layers, count = [], 0
+    for a in old["layers_configs"]:
+        ch, k, head = a["channels"], a["kernel_size"], a["head"]["out_channels"]
+        count += a["input_size"] * ch + len(a["dilations"]) * (ch * ch * k + ch + a["condition_size"] * ch + ch * ch + ch)
+        count += ch * head + (head if a["head"]["bias"] else 0)
+        layers.append({"input_size": a["input_size"], "condition_size": a["condition_size"], "head_size": head,
+                       "channels": ch, "kernel_size": k, "dilations": a["dilations"], "activation": "Tanh",
+                       "gated": False, "head_bias": a["head"]["bias"]})
+    rng = random.Random(0)
+    weights = [rng.gauss(0.0, 0.1) for _ in range(count)] + [old["head_scale"]]
+    path.write_text(json.dumps({"version": "0.5.0", "architecture": "WaveNet", "sample_rate": SR,
+                                "config": {"layers": layers, "head": None, "head_scale": old["head_scale"]},
+                                "weights": weights}))
+    return len(weights)
+
+
 def write_nam_models(folder: Path, nam_core: Path) -> tuple[dict, str | None]:
     """name -> {path, params, note}; and why some are missing (or None)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,7 +259,13 @@ def write_nam_models(folder: Path, nam_core: Path) -> tuple[dict, str | None]:
         from nam.models import LSTM, WaveNet
         from nam.train.core import _get_packed_model_config
     except ImportError as e:
-        return models, f"{e.name} not importable: pip install neural-amp-modeler for NAM's own model files"
+        # The legacy WaveNet sizes are plain JSON: write them directly (random weights; speed does not depend on them).
+        for size in LEGACY_SIZES:
+            path = folder / f"nam-wavenet-{size}.nam"
+            n = write_legacy_nam(path, size)
+            models[f"nam-wavenet-{size}"] = {"path": path, "params": n - 1,
+                                             "note": f"NAM <=0.12 '{size}' WaveNet (tanh, not gated), .nam written directly"}
+        return models, f"{e.name} not importable: pip install neural-amp-modeler for NAM's A2 and LSTM model files"
 
     torch.manual_seed(0)
     for size in LEGACY_SIZES:

@@ -321,19 +321,22 @@ def _rtneural_dir() -> Path | None:
     return Path(rt) if rt and Path(rt, "RTNeural", "RTNeural.h").is_file() else None
 
 
-def _render_error(tmp_path: Path, key: str, blocks: tuple[int, ...] = ()) -> float:
+def _render_error(tmp_path: Path, key: str, blocks: tuple[int, ...] = (), model: nn.Module | None = None) -> float:
     """Max |C++ - PyTorch| of FxforgeModel.h compiled without JUCE (bench/fxforge_render.cpp),
-    fed in blocks cycling through ``blocks`` (default 1, 17, 64, 512, 4096)."""
+    fed in blocks cycling through ``blocks`` (default 1, 17, 64, 512, 4096). Built with
+    EIGEN_RUNTIME_NO_MALLOC and assertions on, so a heap allocation by Eigen inside
+    process() aborts the render."""
     rt, cxx = _rtneural_dir(), shutil.which("g++") or shutil.which("clang++")
     if rt is None or cxx is None:
         pytest.skip("needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)")
     import numpy as np
     from fxforge.stream import process
 
-    model = lively(key)
+    model = lively(key) if model is None else model
     project = generate(fake_run(model_name=EXPORTABLE[key][0], model=model), JuceConfig(out=tmp_path / "p"))
     exe = tmp_path / "render"
-    subprocess.run([cxx, "-O2", "-std=c++17", "-DRTNEURAL_USE_EIGEN=1", "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
+    subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
+                    "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
                     f"-I{project.dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
                     f"-I{rt / 'modules/json'}", str(project.dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
                    check=True)
@@ -362,6 +365,13 @@ def test_generated_model_matches_pytorch(tmp_path, key):
 def test_wavenet_block_sizes(tmp_path, blocks):
     """The block-wise WaveNet at odd block sizes, one sample, and blocks longer than its chunk."""
     assert _render_error(tmp_path, "wavenet-gated+cabinet", blocks) < 1e-4
+
+
+def test_wide_wavenet_allocates_nothing(tmp_path):
+    """64 channels, kernel 8: past Eigen's fixed-size and stack limits (weights on the heap, the conv tap by tap)."""
+    torch.manual_seed(4)
+    model = WaveNet(64, 1, 16, 8, True, True).eval()
+    assert _render_error(tmp_path, "wavenet-gated+cabinet", (64, 1024, 3), model=model) < 1e-4
 
 
 def _build_prerequisites() -> str | None:

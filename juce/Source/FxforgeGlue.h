@@ -1,7 +1,7 @@
 #pragma once
-// Streaming glue that RTNeural's sequential ModelT cannot express: WaveNet's
-// gated activation and the learned cabinet FIR. Header-only, no allocation
-// after construction, one sample per call (what processBlock needs).
+// Streaming glue that RTNeural's sequential ModelT cannot express: the learned
+// cabinet FIR (the block-wise WaveNet is in FxforgeWaveNet.h). Header-only, no
+// allocation after construction, one sample per call.
 
 #include <RTNeural/RTNeural.h>
 
@@ -11,22 +11,6 @@ namespace fxforge
 {
 template <int N>
 using Vec = Eigen::Matrix<float, N, 1>;
-
-/** WaveNet's gate: tanh(first half) * sigmoid(second half). */
-template <int C>
-inline Vec<C> gated (const Vec<2 * C>& a) noexcept
-{
-    const auto filter = a.template head<C>().array().tanh();
-    const auto gate = (1.0f + (-a.template tail<C>().array()).exp()).inverse();
-    return (filter * gate).matrix();
-}
-
-/** Plain activation of an ungated WaveNet layer. */
-template <int C>
-inline Vec<C> activation (const Vec<C>& a) noexcept
-{
-    return a.array().tanh().matrix();
-}
 
 /** A causal FIR y[t] = sum_k ir[k] x[t-k], computed directly.
 

@@ -59,8 +59,11 @@ public:
     static constexpr int W = Gated ? 2 * C : C;
     static constexpr int kHistory = (K - 1) * D;
     static constexpr int kColumns = kHistory + 4 * kMaxBlock;
+    // Depth of each conv product: all taps at once, unless Eigen's packed copy of the weights
+    // (up to depth x W floats) could pass its 128 KiB stack limit and go to the heap: then tap by tap.
+    static constexpr int kDepth = K * C * W * (int) sizeof (float) <= 65536 ? K * C : C;
 
-    Layer() : inputs (Block<C>::Zero (C, kColumns)) {}
+    Layer() : weights (Block<W>::Zero (W, K * C)), inputs (Block<C>::Zero (C, kColumns)) {}
 
     /** `prefix` is "layers.<i>." of the PyTorch state dict; conv.weight is (W, C, K). */
     void load (const nlohmann::json& json, const std::string& prefix, bool withMix)
@@ -113,7 +116,8 @@ public:
         pos += n;
         auto pre = a.leftCols (n);
         pre.colwise() = bias;
-        pre.noalias() += weights * in;
+        for (int d = 0; d < K * C; d += kDepth)
+            pre.noalias() += weights.middleCols (d, kDepth) * in.template middleRows<kDepth> (d);
 
         auto act = z.leftCols (n);
         if constexpr (Gated)
@@ -133,7 +137,7 @@ public:
     }
 
 private:
-    Eigen::Matrix<float, W, K * C> weights; // [tap 0 | tap 1 | ...], each W x C
+    Block<W> weights; // W x K C: [tap 0 | tap 1 | ...]; on the heap, as it can pass Eigen's fixed-size limit
     Block<K * C> stacked = scratch<K * C>();
     Eigen::Matrix<float, W, 1> bias = Eigen::Matrix<float, W, 1>::Zero();
     Eigen::Matrix<float, C, C> mix = Eigen::Matrix<float, C, C>::Zero();

@@ -8,7 +8,7 @@
 
 #include "FxforgeModel.h"
 
-/** Runs the trained network (RTNeural compile-time layers, FxforgeModel.h) on each channel.
+/** Runs the trained network (FxforgeModel.h, through its block API) on each channel.
 
     Real-time safety: everything is allocated in the constructor; processBlock
     never allocates, locks, logs or touches files, and handles any block size

@@ -39,12 +39,18 @@ int main (int argc, char** argv)
     std::vector<char> bytes ((std::istreambuf_iterator<char> (in)), std::istreambuf_iterator<char>());
     std::vector<float> audio (bytes.size() / sizeof (float));
     std::memcpy (audio.data(), bytes.data(), audio.size() * sizeof (float));
+#ifdef EIGEN_RUNTIME_NO_MALLOC
+    Eigen::internal::set_is_malloc_allowed (false); // with assertions on, Eigen aborts on a heap allocation
+#endif
     for (size_t start = 0, b = 0; start < audio.size(); ++b)
     {
         const size_t n = std::min ((size_t) sizes[b % sizes.size()], audio.size() - start);
         model->process (audio.data() + start, audio.data() + start, (int) n);
         start += n;
     }
+#ifdef EIGEN_RUNTIME_NO_MALLOC
+    Eigen::internal::set_is_malloc_allowed (true);
+#endif
     std::ofstream out (argv[3], std::ios::binary);
     out.write (reinterpret_cast<const char*> (audio.data()), (std::streamsize) (audio.size() * sizeof (float)));
     return out ? 0 : 1;
