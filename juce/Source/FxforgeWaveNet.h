@@ -115,7 +115,8 @@ public:
             in.template middleRows<C> (k * C) = inputs.middleCols (pos - (K - 1 - k) * D, n);
         pos += n;
         auto pre = a.leftCols (n);
-        pre.colwise() = bias;
+        for (int j = 0; j < n; ++j) // column by column: fixed-size, unrolled (Eigen's colwise() was not)
+            pre.col (j) = bias;
         for (int d = 0; d < K * C; d += kDepth)
             pre.noalias() += weights.middleCols (d, kDepth) * in.template middleRows<kDepth> (d);
 
@@ -132,7 +133,8 @@ public:
         {
             auto next = h.leftCols (n);
             next.noalias() += mix * act;
-            next.colwise() += mixBias;
+            for (int j = 0; j < n; ++j)
+                next.col (j) += mixBias;
         }
     }
 
