@@ -13,7 +13,7 @@ TBPTT chunk (and each streamed block) sees the previous one's tail, not zeros.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -35,6 +35,10 @@ class CabinetConfig(BaseModel):
                                                          "each tap by about the learning rate per step)")
     fit: bool = Field(False, description="without `ir`: start from the least-squares FIR from the model's initial "
                                          "output to the target on the training audio (else the identity)")
+    update: Literal["least-squares", "adam"] = Field(
+        "least-squares", description="how the taps train: re-solved by least squares from running statistics of "
+                                     "the model's output and the target (the model trains by gradient against the "
+                                     "optimal FIR), or by Adam jointly with the model")
 
 
 def read_ir(path: Path, taps: int, sample_rate: int) -> np.ndarray:
@@ -89,6 +93,17 @@ class CabinetFIR(nn.Module):
         self.ir.lr_scale = cfg.lr_scale  # read by fxforge.train.param_groups
         self.latency = int(getattr(inner, "latency", 0))
         self.wants_fit = cfg.fit and cfg.ir is None
+        self.dc_pole = dc_pole(sample_rate)
+        self.solves = cfg.update == "least-squares"
+        if self.solves:
+            # Running normal equations of the loss's quadratic terms: the autocorrelation of the
+            # model's output and its cross-correlation with the target, lags 0..taps-1. Buffers,
+            # so a checkpoint carries them and a resumed run solves exactly as an unbroken one.
+            self.ir.requires_grad_(False)
+            self.register_buffer("ls_auto", torch.zeros(cfg.taps, dtype=torch.float64))
+            self.register_buffer("ls_cross", torch.zeros(cfg.taps, dtype=torch.float64))
+            self.register_buffer("ls_steps", torch.zeros((), dtype=torch.int64))
+        self._seen: torch.Tensor | None = None
 
     @torch.no_grad()
     def fit_to(self, x: np.ndarray, y: np.ndarray, sample_rate: int) -> None:
@@ -105,17 +120,112 @@ class CabinetFIR(nn.Module):
         self.ir.copy_(torch.from_numpy(fit_fir(h.cpu().numpy(), y[:n], self.taps, sample_rate)).to(device))
 
     def initial_state(self, batch: int, device=None):
-        return (self.inner.initial_state(batch, device), torch.zeros(batch, self.taps - 1, 1, device=device))
+        return (self.inner.initial_state(batch, device), torch.zeros(batch, self.taps - 1, 1, device=device),
+                torch.zeros(batch, 2, device=device))
 
     def forward(self, x, state):
-        inner_state, tail = state
+        inner_state, tail, dc = state
         h, inner_state = self.inner(x, inner_state)
+        h, dc = dc_block(h, dc, self.dc_pole)
         full = torch.cat([tail, h], dim=1)
         if h.shape[1] >= FFT_MIN_BLOCK:
             y = _fft_fir(full[..., 0], self.ir).unsqueeze(-1)
         else:
             y = nn.functional.conv1d(full.transpose(1, 2), self.ir.flip(0).view(1, 1, -1)).transpose(1, 2)
-        return y, (inner_state, full[:, full.shape[1] - (self.taps - 1):])
+        if self.solves and self.training:
+            self._seen = full.detach()  # for track(): what the FIR saw in this training chunk
+        return y, (inner_state, full[:, full.shape[1] - (self.taps - 1):], dc)
+
+    @torch.no_grad()
+    def track(self, y: torch.Tensor, terms: list[tuple[float, float]]) -> None:
+        """After a training chunk's loss: fold the chunk into the running normal equations
+        and, every SOLVE_EVERY chunks, re-solve the taps.
+
+        Variable projection: the FIR enters the loss linearly, so its optimum for the
+        model's current output is one Toeplitz solve, and the model's gradient at that
+        optimum is the gradient with the FIR held fixed. Adam instead moves every tap by
+        about the learning rate per step, uncorrelated across taps; with the low end of a
+        cabinet (taps strongly correlated through the guitar's spectrum) that converged
+        slowly. ``terms`` are the loss's (weight, pre-emphasis coefficient or 0) ESR terms.
+        """
+        if not self.solves or self._seen is None:
+            return
+        full, self._seen = self._seen[..., 0].double(), None
+        y = y[..., 0].double()
+        auto = torch.zeros_like(self.ls_auto)
+        cross = torch.zeros_like(self.ls_cross)
+        for weight, coeff, energy in terms:
+            f, t = (_emphasised(full, coeff), _emphasised(y, coeff)) if coeff else (full, y)
+            # as the loss: divided by the target's energy, the split's or this chunk's own
+            scale = weight / (energy * t.numel() if energy is not None else float((t**2).sum()) + 1e-12)
+            auto += scale * _lagged(f[:, self.taps - 1:], f, self.taps)
+            cross += scale * _lagged(t, f, self.taps)
+        self.ls_auto.mul_(DECAY).add_(auto, alpha=1 - DECAY)
+        self.ls_cross.mul_(DECAY).add_(cross, alpha=1 - DECAY)
+        self.ls_steps += 1
+        if int(self.ls_steps) >= FIRST_SOLVE and int(self.ls_steps) % SOLVE_EVERY == 0:
+            self.ir.copy_(torch.from_numpy(_solve(self.ls_auto.cpu().numpy(), self.ls_cross.cpu().numpy())))
+
+
+import os
+DC_BLOCK_HZ = 10.0
+
+
+def dc_pole(sample_rate: int) -> float:
+    return float(np.exp(-2 * np.pi * DC_BLOCK_HZ / sample_rate))
+
+
+def dc_block(h: torch.Tensor, state: torch.Tensor, pole: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """y[t] = p * y[t-1] + h[t] - h[t-1], a one-pole high-pass at ~10 Hz, on (batch, time, 1).
+
+    Why: a cabinet passes no DC, so a FIR fitted to it has none either, and the model
+    before it could then drift into DC and infrasound at no cost to the loss: measured,
+    that drift grew to 40 dB above the signal and ruined the FIR's conditioning. AC
+    coupling, as in the real amp, removes the freedom. ``state`` is (batch, 2): the last
+    input and output. Computed exactly for any length as a causal convolution with p^k
+    plus the decaying previous output (no truncation: only the chunk's own lags occur)."""
+    n = h.shape[1]
+    u = h[..., 0].double()  # float64: the pole is ~0.9987, and float32 FFT error would reach 1e-5
+    d = u - torch.cat([state[:, :1].double(), u[:, :-1]], dim=1)
+    powers = pole ** torch.arange(1, n + 1, device=h.device, dtype=torch.float64)
+    kernel = torch.cat([powers.new_ones(1), powers[:-1]])
+    nfft = 1 << (2 * n - 1).bit_length()
+    y = torch.fft.irfft(torch.fft.rfft(d, nfft) * torch.fft.rfft(kernel, nfft), nfft)[:, :n]
+    y = y + powers * state[:, 1:].double()
+    return y.to(h.dtype).unsqueeze(-1), torch.stack([u[:, -1], y[:, -1]], dim=1).to(h.dtype)
+
+
+# Measured on the cab demo capture (LSTM-32 + 2048 taps): solving from the first chunks, or from
+# statistics spanning ~50 chunks, fitted the noise of too few samples (a FIR of 2048 taps needs
+# ~10^6) and threw the model off; so ~200 chunks of memory and the first solve after 300.
+DECAY = 0.995      # per training chunk
+FIRST_SOLVE = 300  # chunks of statistics before the first solve (the FIR keeps its start until then)
+SOLVE_EVERY = 8    # chunks between solves: a 2048-tap Toeplitz solve costs ~10 ms
+LOADING = 1e-2     # diagonal loading, relative: bounds the FIR's gain where the model's output is weak
+
+
+def _emphasised(x: torch.Tensor, coeff: float) -> torch.Tensor:
+    return torch.cat([x[:, :1], x[:, 1:] - coeff * x[:, :-1]], dim=1)
+
+
+def _lagged(u: torch.Tensor, full: torch.Tensor, taps: int) -> torch.Tensor:
+    """r[k] = sum over the batch and the chunk's outputs t of u[t] * h[t - k], k = 0..taps-1, where
+    ``full`` is h with the taps-1 samples before the chunk in front (so every lag is in reach)."""
+    nfft = 1 << (full.shape[1] - 1).bit_length()
+    c = torch.fft.irfft(torch.fft.rfft(u, nfft).conj() * torch.fft.rfft(full, nfft), nfft)[:, :taps]
+    return c.sum(0).flip(0)
+
+
+def _solve(auto: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve_toeplitz
+
+    if auto[0] <= 0:
+        out = np.zeros(len(auto), np.float32)
+        out[0] = 1.0
+        return out
+    auto = auto.copy()
+    auto[0] *= 1 + LOADING
+    return solve_toeplitz(auto, cross).astype(np.float32)
 
 
 FFT_MIN_BLOCK = 32  # direct convolution below: cheaper for the tiny blocks of real-time streaming

@@ -13,7 +13,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -82,6 +82,9 @@ class LossConfig(Section):
     dc: float = Field(1.0, ge=0, description="DC error")
     stft: float = Field(0.0, ge=0, description="multi-resolution STFT distance")
     pre_emphasis: float = Field(0.95, ge=0, lt=1, description="coefficient of 1 - a z^-1")
+    normalise: Literal["split", "batch"] = Field(
+        "split", description="divide each ESR term by the target's energy over the whole training split "
+                             "(a constant) or over each batch (the textbook ESR, which explodes on quiet batches)")
 
     @model_validator(mode="after")
     def _some(self):

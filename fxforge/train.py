@@ -96,6 +96,7 @@ class Trainer:
         self.loss_fn = Loss(cfg.train.loss).to(self.device)
         splits = audio.splits(cfg.data.split, cfg.data.fraction)
         self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
+        self.loss_fn.normalise_by(self.split["train"][1])
         if getattr(self.model, "wants_fit", False):  # a cabinet stage; resumed or loaded weights replace this
             self.model.fit_to(*splits["train"], audio.sample_rate)
         self.progress = Progress()
@@ -173,6 +174,7 @@ class Trainer:
             with torch.no_grad():
                 _, state = self.model(xb[:, : t.warmup], state)
         losses = []
+        track = getattr(self.model, "track", None)
         for start in range(t.warmup, xb.shape[1], t.tbptt):
             stop = min(start + t.tbptt, xb.shape[1])
             frac = p.step / total_steps
@@ -193,6 +195,8 @@ class Trainer:
             if self.cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
             self.optimizer.step()
+            if track is not None:  # a least-squares stage (the cabinet FIR) re-solves from this chunk
+                track(yb[:, start:stop], self.loss_fn.quadratic_terms())
             state = detach_state(state)
             p.step += 1
             p.samples += xb.shape[0] * (stop - start)

@@ -48,7 +48,7 @@ def test_cabinet_starts_as_identity_or_from_an_ir(workdir, monkeypatch):
 @pytest.mark.parametrize("cabinet,expected", [
     ("taps = 32", "error: run.toml: model.cabinet.taps: Input should be greater than or equal to 64 (got 32)"),
     ("taps = 4096", "error: run.toml: model.cabinet.taps: Input should be less than or equal to 2048 (got 4096)"),
-    ('ir = "amp.wav"\ntaps = 64\nx = 1', "error: run.toml: model.cabinet.x: unknown key (valid: fit, ir, lr_scale, taps)"),
+    ('ir = "amp.wav"\ntaps = 64\nx = 1', "error: run.toml: model.cabinet.x: unknown key (valid: fit, ir, lr_scale, taps, update)"),
 ])
 def test_bad_cabinet_config(workdir, cabinet, expected):
     write_config(workdir, TINY.replace("hidden_size = 8", f"hidden_size = 8\n[model.cabinet]\n{cabinet}"))

@@ -24,21 +24,27 @@ template <int N>
 class Fir
 {
 public:
-    /** ``ir`` newest-tap-first, as PyTorch stores it (cabinet.ir). */
-    void load (const std::vector<float>& ir)
+    /** ``ir`` newest-tap-first, as PyTorch stores it (cabinet.ir); ``dcPole`` the pole of the
+        one-pole DC blocker in front of it (cabinet.dc_pole; fxforge.cabinet.dc_block). */
+    void load (const std::vector<float>& ir, float dcPole)
     {
         for (int j = 0; j < N; ++j)
             reversed[(size_t) j] = N - 1 - j < (int) ir.size() ? ir[(size_t) (N - 1 - j)] : 0.0f;
+        pole = dcPole;
     }
 
     void reset() noexcept
     {
         history.fill (0.0f);
         pos = 0;
+        dcIn = dcOut = 0.0f;
     }
 
     inline float process (float x) noexcept
     {
+        dcOut = pole * dcOut + x - dcIn; // AC coupling, as the model was trained with
+        dcIn = x;
+        x = dcOut;
         history[(size_t) pos] = x;
         history[(size_t) (pos + N)] = x;
         // history[pos + 1 .. pos + N] is the last N samples, oldest first.
@@ -52,5 +58,6 @@ private:
     std::array<float, N> reversed {};
     std::array<float, 2 * N> history {};
     int pos = 0;
+    float pole = 0.0f, dcIn = 0.0f, dcOut = 0.0f;
 };
 } // namespace fxforge

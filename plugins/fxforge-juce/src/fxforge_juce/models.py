@@ -206,14 +206,15 @@ def wavenet(module: nn.Module) -> RTModel:
 # ---------------------------------------------------------------- cabinet
 
 
-def _with_cabinet(rt: RTModel, ir: torch.Tensor) -> RTModel:
+def _with_cabinet(rt: RTModel, ir: torch.Tensor, dc_pole: float) -> RTModel:
     taps = int(ir.numel())
     return RTModel(
         members=rt.members + [f"Fir<{taps}> cabinet;"],
-        loaders=rt.loaders + ['cabinet.load (json.at ("cabinet.ir").get<std::vector<float>>());'],
+        loaders=rt.loaders + ['cabinet.load (json.at ("cabinet.ir").get<std::vector<float>>(), '
+                              'json.at ("cabinet.dc_pole").get<std::vector<float>>().at (0));'],
         body=rt.body + ["y = cabinet.process (y);"] if rt.body else [],
         block=rt.block + ["for (int i = 0; i < n; ++i)", "    out[i] = cabinet.process (out[i]);"] if rt.block else [],
-        weights={**rt.weights, "cabinet.ir": _tensor(ir)},
+        weights={**rt.weights, "cabinet.ir": _tensor(ir), "cabinet.dc_pole": torch.tensor([dc_pole])},
         residual=rt.residual,
         architecture=f"{rt.architecture} -> cabinet FIR {taps} taps",
         resets=rt.resets + ["cabinet.reset();"],
@@ -225,5 +226,5 @@ def map_model(name: str, module: nn.Module) -> RTModel:
     if fn is None:
         raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())})")
     if hasattr(module, "inner") and isinstance(getattr(module, "ir", None), torch.Tensor):  # fxforge.cabinet.CabinetFIR
-        return _with_cabinet(fn(module.inner), module.ir)
+        return _with_cabinet(fn(module.inner), module.ir, float(module.dc_pole))
     return fn(module)
