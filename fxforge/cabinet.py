@@ -2,13 +2,14 @@
 
 A recurrent model cannot build a cabinet's long linear response; a FIR can.
 It starts as the identity, a measured IR, or (``fit = true``) the least-squares
-FIR from the model's initial output to the target, and trains jointly with the
-model. Measured on the demo captures, the fitted start is exact for a linear
-chain (a cabinet alone, a clean amp) but a poor start for a driven amp: the
-model must then learn to pre-compensate the fitted filter (60 s, amp capture:
-val ESR 0.35 fitted vs 0.043 from the identity), hence the identity default.
-Its state is the last ``taps - 1`` samples of the model's output, so each
-TBPTT chunk (and each streamed block) sees the previous one's tail, not zeros.
+FIR from the model's initial output to the target. By default it then follows
+the least-squares optimum for the model's current output (see ``track``): on
+the cab demo capture that reached test ESR 0.072 / 0.034 (plain / pre-emph.)
+in 90 s, against 0.24 / 0.17 for Adam on the taps, which moves every tap by
+about the learning rate per step whatever its scale. A 10 Hz DC blocker sits
+in front of the FIR (see ``dc_block``). Its state is the last ``taps - 1``
+samples the FIR saw, so each TBPTT chunk (and each streamed block) sees the
+previous one's tail, not zeros.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, dry, effect, run_cli, write_config
+from conftest import SR, TINY, dry, effect, run_cli, write_config
 
 
 def esr(y_hat, y):
@@ -75,10 +75,15 @@ def test_eval_scores_another_pair(trained_run, tmp_path):
     assert 0 < m["esr"] < esr(x, effect(x))
 
 
-def test_interrupted_run_resumes_to_the_same_weights(workdir):
+@pytest.mark.parametrize("cabinet", [False, True], ids=["lstm", "lstm+least-squares-cabinet"])
+def test_interrupted_run_resumes_to_the_same_weights(workdir, cabinet):
     """Ctrl-C saves and exits 130; --resume then ends with exactly the weights of
-    a run that was never interrupted (CPU, fixed seed)."""
+    a run that was never interrupted (CPU, fixed seed). With the cabinet stage the
+    running least-squares statistics resume too (short chunks: past its first solve)."""
     sets = ["--set", "train.epochs=6"]
+    if cabinet:
+        write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
+        sets += ["--set", "train.tbptt=256"]
     assert run_cli("run", "run.toml", *sets, "--runs-dir", "whole", cwd=workdir).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *sets, "--runs-dir", "cut"],
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -99,6 +104,8 @@ def test_interrupted_run_resumes_to_the_same_weights(workdir):
     assert a["progress"]["step"] == b["progress"]["step"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    if cabinet:
+        assert int(a["model"]["ls_steps"]) > 400  # the FIR was re-solved, many times
     assert (whole / "metrics.jsonl").read_text().count("\n") == (cut / "metrics.jsonl").read_text().count("\n")
 
 
