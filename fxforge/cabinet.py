@@ -101,8 +101,8 @@ class CabinetFIR(nn.Module):
             # model's output and its cross-correlation with the target, lags 0..taps-1. Buffers,
             # so a checkpoint carries them and a resumed run solves exactly as an unbroken one.
             self.ir.requires_grad_(False)
-            self.register_buffer("ls_auto", torch.zeros(cfg.taps, dtype=torch.float64))
-            self.register_buffer("ls_cross", torch.zeros(cfg.taps, dtype=torch.float64))
+            self.register_buffer("ls_auto", torch.zeros(cfg.taps))
+            self.register_buffer("ls_cross", torch.zeros(cfg.taps))
             self.register_buffer("ls_steps", torch.zeros((), dtype=torch.int64))
         self._seen: torch.Tensor | None = None
 
@@ -138,7 +138,7 @@ class CabinetFIR(nn.Module):
         return y, (inner_state, full[:, full.shape[1] - (self.taps - 1):], dc)
 
     @torch.no_grad()
-    def track(self, y: torch.Tensor, terms: list[tuple[float, float]]) -> None:
+    def track(self, y: torch.Tensor, terms: list[tuple[float, float, float | None]]) -> None:
         """After a training chunk's loss: fold the chunk into the running normal equations
         and, every SOLVE_EVERY chunks, re-solve the taps.
 
@@ -147,29 +147,33 @@ class CabinetFIR(nn.Module):
         optimum is the gradient with the FIR held fixed. Adam instead moves every tap by
         about the learning rate per step, uncorrelated across taps; with the low end of a
         cabinet (taps strongly correlated through the guitar's spectrum) that converged
-        slowly. ``terms`` are the loss's (weight, pre-emphasis coefficient or 0) ESR terms.
+        slowly. ``terms``: the loss's ESR terms (``Loss.quadratic_terms``).
         """
         if not self.solves or self._seen is None:
             return
-        full, self._seen = self._seen[..., 0].double(), None
-        y = y[..., 0].double()
-        auto = torch.zeros_like(self.ls_auto)
-        cross = torch.zeros_like(self.ls_cross)
+        full, self._seen = self._seen[..., 0].to(_precise(y)), None
+        y = y[..., 0].to(full.dtype)
+        auto, cross = full.new_zeros(self.taps), full.new_zeros(self.taps)
         for weight, coeff, energy in terms:
             f, t = (_emphasised(full, coeff), _emphasised(y, coeff)) if coeff else (full, y)
             # as the loss: divided by the target's energy, the split's or this chunk's own
             scale = weight / (energy * t.numel() if energy is not None else float((t**2).sum()) + 1e-12)
             auto += scale * _lagged(f[:, self.taps - 1:], f, self.taps)
             cross += scale * _lagged(t, f, self.taps)
-        self.ls_auto.mul_(DECAY).add_(auto, alpha=1 - DECAY)
-        self.ls_cross.mul_(DECAY).add_(cross, alpha=1 - DECAY)
+        self.ls_auto.mul_(DECAY).add_(auto.float(), alpha=1 - DECAY)
+        self.ls_cross.mul_(DECAY).add_(cross.float(), alpha=1 - DECAY)
         self.ls_steps += 1
         if int(self.ls_steps) >= FIRST_SOLVE and int(self.ls_steps) % SOLVE_EVERY == 0:
-            self.ir.copy_(torch.from_numpy(_solve(self.ls_auto.cpu().numpy(), self.ls_cross.cpu().numpy())))
+            auto, cross = (b.detach().cpu().double().numpy() for b in (self.ls_auto, self.ls_cross))
+            self.ir.copy_(torch.from_numpy(_solve(auto, cross)))
 
 
-import os
 DC_BLOCK_HZ = 10.0
+
+
+def _precise(t: torch.Tensor) -> torch.dtype:
+    """float64 where the device has it (Apple's MPS has no float64)."""
+    return torch.float32 if t.device.type == "mps" else torch.float64
 
 
 def dc_pole(sample_rate: int) -> float:
@@ -186,13 +190,13 @@ def dc_block(h: torch.Tensor, state: torch.Tensor, pole: float) -> tuple[torch.T
     input and output. Computed exactly for any length as a causal convolution with p^k
     plus the decaying previous output (no truncation: only the chunk's own lags occur)."""
     n = h.shape[1]
-    u = h[..., 0].double()  # float64: the pole is ~0.9987, and float32 FFT error would reach 1e-5
-    d = u - torch.cat([state[:, :1].double(), u[:, :-1]], dim=1)
-    powers = pole ** torch.arange(1, n + 1, device=h.device, dtype=torch.float64)
+    u = h[..., 0].to(_precise(h))  # the pole is ~0.9987: float32 FFT error would reach 1e-5
+    d = u - torch.cat([state[:, :1].to(u.dtype), u[:, :-1]], dim=1)
+    powers = pole ** torch.arange(1, n + 1, device=h.device, dtype=u.dtype)
     kernel = torch.cat([powers.new_ones(1), powers[:-1]])
     nfft = 1 << (2 * n - 1).bit_length()
     y = torch.fft.irfft(torch.fft.rfft(d, nfft) * torch.fft.rfft(kernel, nfft), nfft)[:, :n]
-    y = y + powers * state[:, 1:].double()
+    y = y + powers * state[:, 1:].to(u.dtype)
     return y.to(h.dtype).unsqueeze(-1), torch.stack([u[:, -1], y[:, -1]], dim=1).to(h.dtype)
 
 
