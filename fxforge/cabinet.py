@@ -158,8 +158,9 @@ class CabinetFIR(nn.Module):
             f, t = (_emphasised(full, coeff), _emphasised(y, coeff)) if coeff else (full, y)
             # as the loss: divided by the target's energy, the split's or this chunk's own
             scale = weight / (energy * t.numel() if energy is not None else float((t**2).sum()) + 1e-12)
-            auto += scale * _lagged(f[:, self.taps - 1:], f, self.taps)
-            cross += scale * _lagged(t, f, self.taps)
+            a, c = _correlations(f, t, self.taps)
+            auto += scale * a
+            cross += scale * c
         self.ls_auto.mul_(DECAY).add_(auto.float(), alpha=1 - DECAY)
         self.ls_cross.mul_(DECAY).add_(cross.float(), alpha=1 - DECAY)
         self.ls_steps += 1
@@ -213,12 +214,18 @@ def _emphasised(x: torch.Tensor, coeff: float) -> torch.Tensor:
     return torch.cat([x[:, :1], x[:, 1:] - coeff * x[:, :-1]], dim=1)
 
 
-def _lagged(u: torch.Tensor, full: torch.Tensor, taps: int) -> torch.Tensor:
-    """r[k] = sum over the batch and the chunk's outputs t of u[t] * h[t - k], k = 0..taps-1, where
-    ``full`` is h with the taps-1 samples before the chunk in front (so every lag is in reach)."""
+def _correlations(full: torch.Tensor, y: torch.Tensor, taps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed over the batch and the chunk's outputs t, for lags k = 0..taps-1: the model's
+    output against itself, sum h[t] h[t-k], and the target against it, sum y[t] h[t-k].
+    ``full`` is h with the taps-1 samples before the chunk in front, so every lag is in
+    reach. One FFT of each signal; the batch is summed before the inverse (it is linear)."""
     nfft = 1 << (full.shape[1] - 1).bit_length()
-    c = torch.fft.irfft(torch.fft.rfft(u, nfft).conj() * torch.fft.rfft(full, nfft), nfft)[:, :taps]
-    return c.sum(0).flip(0)
+    spectrum = torch.fft.rfft(full, nfft)
+    h = torch.fft.rfft(full[:, taps - 1:], nfft).conj()
+    t = torch.fft.rfft(y, nfft).conj()
+    both = torch.stack([(h * spectrum).sum(0), (t * spectrum).sum(0)])
+    auto, cross = torch.fft.irfft(both, nfft)[:, :taps].flip(1)
+    return auto, cross
 
 
 def _solve(auto: np.ndarray, cross: np.ndarray) -> np.ndarray:
