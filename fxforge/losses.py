@@ -25,7 +25,7 @@ def esr(y_hat: torch.Tensor, y: torch.Tensor, energy: float | None = None) -> to
 
 
 def dc_loss(y_hat: torch.Tensor, y: torch.Tensor, energy: float | None = None) -> torch.Tensor:
-    return ((y - y_hat).mean(dim=1) ** 2).mean() / ((y**2).mean() if energy is None else energy + EPS)
+    return ((y - y_hat).mean(dim=1) ** 2).mean() / (((y**2).mean() if energy is None else energy) + EPS)
 
 
 class MultiResolutionSTFT(torch.nn.Module):
