@@ -175,6 +175,7 @@ class Trainer:
                 _, state = self.model(xb[:, : t.warmup], state)
         losses = []
         track = getattr(self.model, "track", None)
+        regulariser = getattr(self.model, "regulariser", None)  # a penalty the model adds to its loss
         for start in range(t.warmup, xb.shape[1], t.tbptt):
             stop = min(start + t.tbptt, xb.shape[1])
             frac = p.step / total_steps
@@ -185,6 +186,8 @@ class Trainer:
                 group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
             loss = self.loss_fn(y_hat, yb[:, start:stop])
+            if regulariser is not None and (penalty := regulariser()) is not None:
+                loss = loss + penalty
             if not torch.isfinite(loss.detach()):
                 raise FxforgeError(
                     f"{self.cfg.source}: training diverged (loss is {loss.item()}) at epoch {p.epoch + 1}, "
