@@ -105,6 +105,10 @@ class CabinetFIR(nn.Module):
             self.register_buffer("ls_auto", torch.zeros(cfg.taps))
             self.register_buffer("ls_cross", torch.zeros(cfg.taps))
             self.register_buffer("ls_steps", torch.zeros((), dtype=torch.int64))
+        # The input's running power, for the gauge penalty's scale (a buffer: resume stays exact;
+        # optional, as runs from before it existed lack it).
+        self.register_buffer("input_power", torch.zeros((), dtype=torch.float64))
+        self.optional_state = ("input_power",)
         self._seen: torch.Tensor | None = None
         self._gauge: torch.Tensor | None = None
 
@@ -130,7 +134,10 @@ class CabinetFIR(nn.Module):
         inner_state, tail, dc = state
         h, inner_state = self.inner(x, inner_state)
         if self.training:
-            self._gauge = gauge_penalty(h, x)
+            power = float((x.detach().double() ** 2).mean())
+            seen = float(self.input_power)
+            self.input_power.fill_(power if seen == 0 else DECAY * seen + (1 - DECAY) * power)
+            self._gauge = gauge_penalty(h, x, float(self.input_power))
         h, dc = dc_block(h, dc, self.dc_pole)
         full = torch.cat([tail, h], dim=1)
         if h.shape[1] >= FFT_MIN_BLOCK:
@@ -185,18 +192,22 @@ DC_BLOCK_HZ = 10.0
 # this: over 300 s the LSTM drifted to a DC of 72 and 30 dB of extra gain (the FIR 20 dB down),
 # its units saturated, and validation ESR went 0.01 -> 0.13 in 3 runs of 4. A penalty that
 # depends only on those directions fixes them at no cost to the fit.
-GAUGE_DC = 1.0     # weight of (mean of the model's output)^2 / mean(input^2)
+GAUGE_DC = 1.0     # weight of (mean of the model's output)^2 / the input's running power
 GAUGE_GAIN = 0.01  # weight of log(power of the model's output / power of the input)^2
+GAUGE_FLOOR = 0.1  # of the running power, added to both powers: a near-silent chunk (a DI's
+                   # digital silence under the amp's hiss) must not make the ratio explode
 
 
-def gauge_penalty(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def gauge_penalty(h: torch.Tensor, x: torch.Tensor, running_power: float) -> torch.Tensor:
     """Pins the model's DC at 0 and its level near the input's, over the batch and chunk."""
-    power_x = (x**2).mean().detach() + 1e-12
+    scale = running_power + 1e-12
+    floor = GAUGE_FLOOR * scale
     penalty = h.new_zeros(())
     if GAUGE_DC:
-        penalty = penalty + GAUGE_DC * h.mean() ** 2 / power_x
+        penalty = penalty + GAUGE_DC * h.mean() ** 2 / scale
     if GAUGE_GAIN:
-        penalty = penalty + GAUGE_GAIN * torch.log((h**2).mean() / power_x + 1e-12) ** 2
+        ratio = ((h**2).mean() + floor) / (float((x.detach() ** 2).mean()) + floor)
+        penalty = penalty + GAUGE_GAIN * torch.log(ratio) ** 2
     return penalty
 
 

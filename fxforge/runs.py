@@ -78,7 +78,9 @@ def load_weights(model: torch.nn.Module, state_dict: Any, path: Path) -> None:
     if not isinstance(state_dict, dict):
         raise FxforgeError(f"{path}: holds no state dict")
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    # Training statistics a newer version added (they restart from zero): older runs still load.
+    optional = set(getattr(model, "optional_state", ()))
+    missing = [k for k in own if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
               if k in state_dict and isinstance(state_dict[k], torch.Tensor) and state_dict[k].shape != v.shape]
@@ -91,7 +93,7 @@ def load_weights(model: torch.nn.Module, state_dict: Any, path: Path) -> None:
         if unexpected:
             parts.append("unexpected: " + ", ".join(unexpected[:4]))
         raise FxforgeError(f"{path}: does not fit this model ({'; '.join(parts)})")
-    model.load_state_dict(state_dict)
+    model.load_state_dict(state_dict, strict=not optional)
 
 
 class RunDir:

@@ -82,6 +82,19 @@ def test_cabinet_run_exports_with_its_fir(workdir):
     assert "Fir<64> cabinet;" in header and "LSTMLayerT<float, 1, 8>" in header
 
 
+def test_a_cabinet_run_from_before_the_gauge_statistics_still_loads(workdir):
+    """Runs trained before ``input_power`` existed lack it; they must still process and export."""
+    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
+    assert run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir).returncode == 0
+    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    del state["input_power"]
+    torch.save(state, run_dir / "model.pt")
+    out = run_cli("process", run_dir, "di.wav", "out.wav", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert np.isfinite(sf.read(workdir / "out.wav")[0]).all()
+
+
 def test_cabinet_fit_learns_a_linear_cabinet_before_any_training(workdir):
     """On a purely linear capture (target = input * IR), the least-squares start is the answer."""
     assert _train_on_a_linear_cabinet(workdir, "fit = true", "optim.lr=1e-6", "train.epochs=1") < 1e-3
