@@ -246,14 +246,15 @@ def parse_options(args: list[str]) -> dict:
 
 @app.command("demo-capture")
 def demo_capture_cmd(out_dir: Path = typer.Argument(..., help="folder for input.wav and target.wav"),
-                     kind: str = typer.Option("amp", "--kind", help="'amp' or 'cab'"),
+                     kind: str = typer.Option("amp", "--kind", help="amp, cab, lead or lead-cab"),
                      seconds: float = typer.Option(180.0, "--seconds", min=1.0)):
     """Write the built-in demo capture as WAV files (to train other tools on it)."""
     from .audio import write_audio
+    from .config import DEMO_KINDS
     from .demo import demo_capture
 
-    if kind not in ("amp", "cab"):
-        raise FxforgeError(f"--kind must be 'amp' or 'cab' (got {kind!r})")
+    if kind not in DEMO_KINDS:
+        raise FxforgeError(f"--kind must be one of {', '.join(map(repr, DEMO_KINDS))} (got {kind!r})")
     out_dir.mkdir(parents=True, exist_ok=True)
     pair = demo_capture(kind, seconds)
     for name, sig in (("input.wav", pair.x), ("target.wav", pair.y)):

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import FxforgeError
 
+# The built-in captures (fxforge.demo): a driven amp, a high-gain lead channel, either with a cabinet.
+DEMO_KINDS = ("amp", "cab", "lead", "lead-cab")
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -67,8 +70,8 @@ class DataConfig(Section):
         if self.demo is not None:
             if self.input is not None or self.target is not None:
                 raise ValueError("give either demo or input and target, not both")
-            if self.demo not in ("amp", "cab"):
-                raise ValueError(f"demo must be 'amp' or 'cab' (got {self.demo!r})")
+            if self.demo not in DEMO_KINDS:
+                raise ValueError(f"demo must be one of {', '.join(map(repr, DEMO_KINDS))} (got {self.demo!r})")
         elif self.input is None or self.target is None:
             raise ValueError("give input and target recordings, or demo = \"amp\"")
         return self

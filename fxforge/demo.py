@@ -2,8 +2,12 @@
 a reference effect chain built with pedalboard, so `make demo` needs no download.
 
 The DI is plucked strings (Karplus-Strong): single-note runs, strummed chords,
-palm mutes, varied dynamics and silences. Two chains: ``amp`` (a driven amp,
-no cabinet) and ``cab`` (the same amp into a cabinet-like impulse response).
+palm mutes, varied dynamics and silences. The chains (``DEMO_KINDS``): ``amp``, a
+driven amp without cabinet (one clipping stage between filters); ``lead``, a
+high-gain lead channel closer to a real amp (two cascaded gain stages, the first
+asymmetric with a coupling capacitor after it, so its bias shifts with the playing;
+a tone stack; a power stage that sags); and ``cab``/``lead-cab``, either into a
+cabinet-like impulse response.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import pedalboard as pb
 
 from .audio import PairedAudio
+from .config import DEMO_KINDS
 
 SAMPLE_RATE = 48_000
 # Open strings of a guitar in standard tuning, as MIDI notes.
@@ -109,12 +114,34 @@ def amp_chain() -> pb.Pedalboard:
     ])
 
 
+def lead_amp(x: np.ndarray) -> np.ndarray:
+    """A high-gain lead channel: what a single static clipper between filters lacks.
+
+    Stage 1 clips asymmetrically (even harmonics), and the coupling capacitor after
+    it turns that asymmetry into a bias that moves with the playing (memory, ~20 ms);
+    stage 2 clips again; a scooped tone stack; a power stage whose compressor stands
+    in for supply sag (80 ms release), then soft saturation and the output transformer.
+    """
+    sr = SAMPLE_RATE
+    run = lambda board, s: board(s[None].astype(np.float32), sr, reset=True)[0].astype(np.float64)  # noqa: E731
+    s = run(pb.Pedalboard([pb.HighpassFilter(120), pb.PeakFilter(700, 4, 0.7), pb.Gain(20)]), x)
+    s = np.tanh(s + 0.4) - np.tanh(0.4)
+    s = run(pb.Pedalboard([pb.HighpassFilter(8), pb.LowpassFilter(7000), pb.Gain(12)]), s)
+    s = np.tanh(s)
+    s = run(pb.Pedalboard([pb.LowShelfFilter(100, 4), pb.PeakFilter(500, -6, 0.6), pb.HighShelfFilter(3000, 3),
+                           pb.Compressor(threshold_db=-14, ratio=3, attack_ms=5, release_ms=80), pb.Gain(6)]), s)
+    s = np.tanh(1.5 * s) / 1.5
+    return run(pb.Pedalboard([pb.HighpassFilter(60), pb.LowpassFilter(6500), pb.Gain(-6)]), s).astype(np.float32)
+
+
 def demo_capture(kind: str = "amp", seconds: float = 180.0, seed: int = 0) -> PairedAudio:
-    """The dry DI and its processed target; ``kind`` is 'amp' or 'cab'."""
+    """The dry DI and its processed target; ``kind`` is one of ``DEMO_KINDS``."""
+    if kind not in DEMO_KINDS:
+        raise ValueError(f"unknown demo capture {kind!r}")
     x = synth_di(seconds, seed)
-    board = amp_chain()
-    if kind == "cab":
-        board.append(pb.Convolution(cabinet_ir(), sample_rate=SAMPLE_RATE))
-        board.append(pb.Gain(gain_db=6))
-    y = board(x[None], SAMPLE_RATE, reset=True)[0].astype(np.float32)
-    return PairedAudio(x, y, SAMPLE_RATE, 0, [f"built-in demo capture '{kind}' ({seconds:g} s, seed {seed})"])
+    y = lead_amp(x) if kind.startswith("lead") else amp_chain()(x[None], SAMPLE_RATE, reset=True)[0]
+    if kind.endswith("cab"):
+        board = pb.Pedalboard([pb.Convolution(cabinet_ir(), sample_rate=SAMPLE_RATE), pb.Gain(gain_db=6)])
+        y = board(y[None].astype(np.float32), SAMPLE_RATE, reset=True)[0]
+    return PairedAudio(x, y.astype(np.float32), SAMPLE_RATE, 0,
+                       [f"built-in demo capture '{kind}' ({seconds:g} s, seed {seed})"])

@@ -347,7 +347,7 @@ CASES = [
      "sweep sweep.toml", "sweep.toml: amp.wav: has 2 channels; choose one with data.channel = 0..1 (trial lr-0.01_seed-0)"),
     # -- demo-capture
     ("demo-unknown-kind", None, "demo-capture demo --kind bass",
-     "--kind must be 'amp' or 'cab' (got 'bass')"),
+     "--kind must be one of 'amp', 'cab', 'lead', 'lead-cab' (got 'bass')"),
     ("demo-would-overwrite", put("demo/input.wav", b"mine"), "demo-capture demo --seconds 1",
      "demo/input.wav: already exists; not overwriting"),
 ]
