@@ -123,6 +123,8 @@ class CabinetFIR(nn.Module):
         n = min(len(x), int(FIT_SECONDS * sample_rate))
         device = self.ir.device
         h = predict_clips(self.inner, torch.from_numpy(x[:n]).to(device), clip=sample_rate, context=2048)
+        h, _ = dc_block(h.view(1, -1, 1), h.new_zeros(1, 2), self.dc_pole)  # what the FIR sees
+        h = h.view(-1)
         if self.latency:  # the output lags by the model's latency; fit what the FIR will see
             y = np.concatenate([np.zeros(self.latency, y.dtype), y[: len(y) - self.latency]])
         self.ir.copy_(torch.from_numpy(fit_fir(h.cpu().numpy(), y[:n], self.taps, sample_rate)).to(device))
