@@ -218,9 +218,20 @@ def set_path(doc: dict, dotted: str, value: Any, where: str) -> None:
 
 
 def apply_sets(doc: dict, sets: list[str]) -> dict:
-    for item in sets:
-        path, value = parse_set(item)
-        set_path(doc, ".".join(path), value, f"--set {item}")
+    parsed = [(".".join(path), value, item) for item in sets for path, value in [parse_set(item)]]
+    # Setting a data source replaces the file's: a recipe written for the demo capture trains on
+    # your recordings with --set data.input=di.wav --set data.target=amp.wav, and back.
+    keys = {key for key, _, _ in parsed}
+    data = doc.get("data")
+    if isinstance(data, dict):
+        if keys & {"data.input", "data.target"} and "data.demo" not in keys:
+            data.pop("demo", None)
+        if "data.demo" in keys:
+            for key in ("input", "target"):
+                if f"data.{key}" not in keys:
+                    data.pop(key, None)
+    for key, value, item in parsed:
+        set_path(doc, key, value, f"--set {item}")
     return doc
 
 

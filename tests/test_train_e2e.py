@@ -43,6 +43,20 @@ def test_resolved_config_reruns(trained_run, tmp_path):
     assert cfg.model.hidden_size == 8 and cfg.train.epochs == 2
 
 
+def test_a_demo_recipe_trains_on_your_recordings_from_the_command_line(workdir):
+    """--set data.input/target replaces the recipe's demo capture (no file to edit)."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "wave_lstm.toml"
+    out = run_cli("run", recipe, "--set", "data.input=di.wav", "--set", "data.target=amp.wav",
+                  "--set", "train.epochs=1", "--set", "train.time_budget=5s", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (workdir / "runs" / "wave-lstm-demo").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and not any("demo" in n for n in summary["notes"])
+    assert "demo =" not in (run_dir / "config.toml").read_text()
+
+
 def test_new_run_never_overwrites(workdir):
     for _ in range(2):
         assert run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir).returncode == 0
