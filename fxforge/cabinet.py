@@ -140,7 +140,7 @@ class CabinetFIR(nn.Module):
             power = float((x.detach().double() ** 2).mean())
             seen = float(self.input_power)
             self.input_power.fill_(power if seen == 0 else DECAY * seen + (1 - DECAY) * power)
-            self._gauge = gauge_penalty(h, x, float(self.input_power))
+            self._gauge = gauge_penalty(h, power, float(self.input_power))
         h, dc = dc_block(h, dc, self.dc_pole)
         full = torch.cat([tail, h], dim=1)
         if h.shape[1] >= FFT_MIN_BLOCK:
@@ -201,15 +201,16 @@ GAUGE_FLOOR = 0.1  # of the running power, added to both powers: a near-silent c
                    # digital silence under the amp's hiss) must not make the ratio explode
 
 
-def gauge_penalty(h: torch.Tensor, x: torch.Tensor, running_power: float) -> torch.Tensor:
-    """Pins the model's DC at 0 and its level near the input's, over the batch and chunk."""
+def gauge_penalty(h: torch.Tensor, input_power: float, running_power: float) -> torch.Tensor:
+    """Pins the model's output ``h`` to DC 0 and a level near the input's, over the batch and
+    chunk; ``input_power``: the chunk input's mean square, ``running_power``: its running mean."""
     scale = running_power + 1e-12
     floor = GAUGE_FLOOR * scale
     penalty = h.new_zeros(())
     if GAUGE_DC:
         penalty = penalty + GAUGE_DC * h.mean() ** 2 / scale
     if GAUGE_GAIN:
-        ratio = ((h**2).mean() + floor) / (float((x.detach() ** 2).mean()) + floor)
+        ratio = ((h**2).mean() + floor) / (input_power + floor)
         penalty = penalty + GAUGE_GAIN * torch.log(ratio) ** 2
     return penalty
 
