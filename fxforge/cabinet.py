@@ -5,7 +5,7 @@ It starts as the identity, a measured IR, or (``fit = true``) the least-squares
 FIR from the model's initial output to the target. By default it then follows
 the least-squares optimum for the model's current output (see ``track``): on
 the cab demo capture that reached test ESR 0.0062-0.021 / 0.0054-0.012 (plain /
-pre-emph., 6 runs of 300 s) against 0.23 / 0.18 for Adam on the taps, which moves every tap by
+pre-emph., 8 runs of 300 s) against 0.23 / 0.18 for Adam on the taps, which moves every tap by
 about the learning rate per step whatever its scale. A 10 Hz DC blocker sits
 in front of the FIR (see ``dc_block``), and a gauge penalty keeps the model's DC
 and level where the loss cannot see them (see ``gauge_penalty``). Its state is the last ``taps - 1``
