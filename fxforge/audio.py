@@ -7,20 +7,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
 import torch
 
+from . import align, reamp
 from .errors import FxforgeError
 
 log = logging.getLogger("fxforge")
 
 SILENCE_PEAK = 1e-5  # -100 dBFS: below this a recording holds nothing to learn from
-# A filter's own group delay also moves the correlation peak by a few samples;
-# that delay belongs to the effect, so only larger lags (interface round trips)
-# are corrected.
-MIN_CORRECTED_LAG = 16
+# A target whose correlation peaks this far before the input leads it: swapped files.
+MIN_LEAD = 16
 
 
 @dataclass
@@ -32,6 +32,8 @@ class PairedAudio:
     sample_rate: int
     latency: int = 0
     notes: list[str] = field(default_factory=list)
+    alignment: dict = field(default_factory=dict)   # how the latency was found, for the summary
+    response: Optional["align.Response"] = None     # the estimated linear response, for the plots
 
     def splits(self, fractions, fraction: float = 1.0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Contiguous time splits, never shuffled across the boundaries.
@@ -109,10 +111,34 @@ def _best_lag(corr: torch.Tensor, norm: float, max_lag: int) -> tuple[int, float
     return int(lag_values[i]), float(lags[i].abs()) / norm if norm > 0 else 0.0
 
 
-def measure_latency(x: np.ndarray, y: np.ndarray, max_lag: int, seconds: int) -> tuple[int, float]:
-    """Lag (samples) by which y trails x, from the peak of their normalised
-    cross-correlation within +-max_lag, and the peak's height in [0, 1]."""
-    return _best_lag(*_cross_correlation(x, y, seconds), max_lag)
+def _latency_from_response(x, y, sr: int, max_lag: int, response, data, notes: list[str]) -> int:
+    """The latency to correct, from the onset of the estimated response; the
+    correlation only refuses pairs that do not line up in the window at all."""
+    corr, norm = _cross_correlation(x, y, sr * 30)
+    lag, peak = _best_lag(corr, norm, max_lag)
+    # A clear match at any lag tells a pair that lines up beyond the window
+    # from one that does not line up at all (the window's peak is then noise).
+    far_lag, far_peak = _best_lag(corr, norm, corr.numel())
+    if abs(far_lag) > max_lag and far_peak > max(peak, 0.2):
+        raise FxforgeError(f"{data.target}: it lines up with the input {abs(far_lag)} samples "
+                           f"({1000 * abs(far_lag) / sr:.1f} ms) {'late' if far_lag > 0 else 'early'}, beyond "
+                           f"data.max_latency_ms = {data.max_latency_ms} ms; trim the recordings or raise it")
+    if peak < 0.05 or lag >= max_lag:
+        raise FxforgeError(f"{data.target}: no alignment with the input found within "
+                           f"data.max_latency_ms = {data.max_latency_ms} ms (correlation {peak:.3f})")
+    if lag <= -MIN_LEAD:
+        raise FxforgeError(f"{data.target}: it leads the input by {-lag} samples; "
+                           "are input and target swapped?")
+    onset = response.onset
+    lag, why = align.latency_to_correct(onset)
+    if onset.sure:
+        notes.append(f"measured latency {max(0, onset.lag)} samples ({1000 * max(0, onset.lag) / sr:.2f} ms): "
+                     f"the onset of the estimated response (its peak is at {onset.peak_lag})")
+    if why:
+        notes.append(f"latency {'left at 0' if lag == 0 else f'corrected by {lag}'}: {why}")
+        if not onset.sure:
+            log.warning("%s: latency left at 0: %s; set data.latency if you know it", data.target, why)
+    return lag
 
 
 def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
@@ -142,31 +168,38 @@ def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
     check_not_silent(y, str(data.target))
 
     max_lag = max(1, int(sr_x * data.max_latency_ms / 1000))
+    layout = reamp.recognise(x, sr_x, data.input)
+    alignment: dict = {"method": "fixed"}
+    if layout is not None:
+        notes.append(f"the input is {layout.name}")
+        alignment["layout"] = layout.name
+        esr = reamp.replicate_esr(y, layout)
+        if esr is not None:
+            alignment["replicate_esr"] = esr
+            if esr > reamp.REPLICATE_ESR_WARNING:
+                log.warning("%s: the two takes of the validation segment differ (ESR %.4f > %g): the rig changed "
+                            "between them, or it is noisy or time-based", data.target, esr, reamp.REPLICATE_ESR_WARNING)
+                notes.append(f"validation replicates differ: ESR {esr:.4f}")
+    response = None
     if data.latency == "auto":
-        corr, norm = _cross_correlation(x, y, sr_x * 30)
-        lag, peak = _best_lag(corr, norm, max_lag)
-        # A clear match at any lag tells a pair that lines up beyond the window
-        # from one that does not line up at all (the window's peak is then noise).
-        far_lag, far_peak = _best_lag(corr, norm, corr.numel())
-        if abs(far_lag) > max_lag and far_peak > max(peak, 0.2):
-            raise FxforgeError(f"{data.target}: it lines up with the input {abs(far_lag)} samples "
-                               f"({1000 * abs(far_lag) / sr_x:.1f} ms) {'late' if far_lag > 0 else 'early'}, beyond "
-                               f"data.max_latency_ms = {data.max_latency_ms} ms; trim the recordings or raise it")
-        if peak < 0.05 or lag >= max_lag:
-            raise FxforgeError(f"{data.target}: no alignment with the input found within "
-                               f"data.max_latency_ms = {data.max_latency_ms} ms (correlation {peak:.3f})")
-        if lag <= -MIN_CORRECTED_LAG:
-            raise FxforgeError(f"{data.target}: it leads the input by {-lag} samples; "
-                               "are input and target swapped?")
-        notes.append(f"measured latency {lag} samples ({1000 * lag / sr_x:.2f} ms)")
-        if abs(lag) < MIN_CORRECTED_LAG:
-            lag = 0
+        response = align.estimate_response(x, y, sr_x, max_lag)
+        blips = reamp.blip_latency(y, layout) if layout is not None else None
+        if blips is not None:
+            lag = max(0, blips)
+            alignment.update(method="blips", onset=blips)
+            notes.append(f"measured latency {blips} samples ({1000 * blips / sr_x:.2f} ms) from the calibration blips")
+        else:
+            lag = _latency_from_response(x, y, sr_x, max_lag, response, data, notes)
+            alignment.update(method="response", onset=response.onset.lag, sure=response.onset.sure)
+        alignment.update(peak_lag=response.onset.peak_lag, polarity=response.onset.polarity,
+                         peak_to_noise=round(min(response.onset.peak_to_noise, 1e9), 1))
     else:
         lag = int(data.latency)
+    alignment["latency"] = lag
     if lag:
         notes.append(f"target trails input by {lag} samples ({1000 * lag / sr_x:.2f} ms); corrected")
         x, y = x[: n - lag], y[lag:]
-    return PairedAudio(x, y, sr_x, lag, notes)
+    return PairedAudio(x, y, sr_x, lag, notes, alignment, response)
 
 
 def check_output(path: Path) -> str:

@@ -265,6 +265,29 @@ def demo_capture_cmd(out_dir: Path = typer.Argument(..., help="folder for input.
     console.print(f"wrote {out_dir}/input.wav and target.wav ({seconds:g} s at {pair.sample_rate} Hz)")
 
 
+@app.command("capture-signal")
+def capture_signal_cmd(output: Path = typer.Argument(..., help="the reamp file to write (.wav or .flac)"),
+                       seconds: float = typer.Option(180.0, "--seconds", help="length; 40 s at least"),
+                       sample_rate: int = typer.Option(48_000, "--sample-rate", min=8000, help="your interface's rate")):
+    """Write the reamp signal: play it through your gear, record the output, train on the pair.
+
+    It holds calibration blips (the latency is measured from them exactly), sweeps, noise,
+    guitar-like playing over the whole level range, and a validation segment played twice
+    (the two takes show whether the rig stayed the same)."""
+    from .audio import check_output, write_audio
+    from .reamp import MIN_SECONDS, capture_signal
+
+    check_output(output)
+    if seconds < MIN_SECONDS:
+        raise FxforgeError(f"--seconds {seconds:g}: a capture signal needs at least {MIN_SECONDS:g} s")
+    if output.exists():
+        raise FxforgeError(f"{output}: already exists; not overwriting")
+    write_audio(output, capture_signal(seconds, sample_rate), sample_rate)
+    console.print(f"wrote {output} ({seconds:g} s at {sample_rate} Hz): play it through your gear, record the "
+                  f"output at the same rate, then: fxforge run configs/wave_lstm_cab.toml "
+                  f"--set data.input={output} --set data.target=recorded.wav")
+
+
 @app.command()
 def sweep(file: Path = typer.Argument(..., help="sweep file (TOML): a base run file and a grid of overrides"),
           set_: List[str] = typer.Option([], "--set", help="override the base run file for every trial: section.key=value"),

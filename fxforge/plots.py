@@ -11,6 +11,8 @@ from scipy import signal  # noqa: E402
 
 def write_plots(run, trainer) -> None:
     run.plots.mkdir(exist_ok=True)
+    if trainer.audio.response is not None:
+        plot_response(trainer.audio.response, trainer.audio.latency, trainer.sr, run.plots / "impulse_response.png")
     rows = run.read_metrics()
     if rows:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -51,4 +53,23 @@ def write_plots(run, trainer) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(run.plots / "spectrum.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_response(response, latency: int, sample_rate: int, path) -> None:
+    """The estimated linear response around its onset, with the onset and the latency chosen."""
+    onset = response.onset
+    lags = response.lags
+    keep = (lags >= min(onset.lag, 0) - 64) & (lags <= max(onset.peak_lag, onset.lag) + int(0.01 * sample_rate))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lags[keep], response.h[keep], lw=0.8, label="estimated response (least squares)")
+    ax.axvline(onset.lag, color="C1", ls="--", label=f"onset: lag {onset.lag}")
+    ax.axvline(latency, color="C2", ls=":", label=f"latency corrected: {latency}")
+    ax.axvline(onset.peak_lag, color="0.6", ls=":", label=f"peak: lag {onset.peak_lag}")
+    ax.set_xlabel("lag (samples)")
+    ax.set_title(f"peak {onset.peak_to_noise:.0f}x the noise floor" + ("" if onset.sure else f" - {onset.reason}"))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -304,7 +304,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
                    "parameters": parameter_count(trainer.model), "fxforge": __version__,
                    "checkpoint": str(checkpoint) if checkpoint else None}
         run.write_summary(summary)
-    summary.update({"device": str(trainer.device), "latency_samples": audio.latency, "notes": audio.notes})
+    summary.update({"device": str(trainer.device), "latency_samples": audio.latency, "alignment": audio.alignment,
+                    "notes": audio.notes})
     try:
         progress = trainer.fit()
     except Interrupted:

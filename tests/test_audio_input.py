@@ -5,6 +5,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SR, dry, effect, run_cli
+from fxforge.align import SAFETY
 
 
 def write(folder, x, y, sr_x=SR, sr_y=SR, subtype="FLOAT"):
@@ -18,7 +19,9 @@ def test_interface_latency_is_measured_and_corrected(workdir):
     write(workdir, x, y)
     out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir)
     assert out.returncode == 0, out.stderr
-    assert "latency corrected        │ 100 samples" in out.stdout
+    # A clipper's linear response is noisy, so its onset is taken a little early, never late.
+    corrected = int(out.stdout.split("latency corrected")[1].split("│")[1].split()[0])
+    assert 100 - 2 * SAFETY <= corrected <= 100
 
 
 def test_sample_rate_mismatch_is_resampled_with_a_warning(workdir):
