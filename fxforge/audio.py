@@ -5,6 +5,7 @@ Every error names the file and, where it can, the sample at fault.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -19,6 +20,8 @@ from .errors import FxforgeError
 log = logging.getLogger("fxforge")
 
 SILENCE_PEAK = 1e-5  # -100 dBFS: below this a recording holds nothing to learn from
+# libsndfile's log line for a WAV/AIFF data chunk shorter than its header says.
+_TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # A target whose correlation peaks this far before the input leads it: swapped files.
 MIN_LEAD = 16
 
@@ -58,10 +61,15 @@ def read_audio(path: Path, channel: int | None = None, option: str = "data.chann
     if path.is_dir():
         raise FxforgeError(f"{path}: is a directory, expected an audio file")
     try:
+        truncated = _TRUNCATED.search(sf.info(str(path)).extra_info)
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         reason = str(exc).split(":")[-1].strip() or "unreadable"
         raise FxforgeError(f"{path}: not a readable audio file ({reason})") from None
+    if truncated:  # libsndfile reads what is there and says so only in its log
+        declared, held = map(int, truncated.groups())
+        raise FxforgeError(f"{path}: truncated: its header declares {declared} bytes of audio but the file holds "
+                           f"{held} (a copy or a recording cut short?)")
     if data.shape[0] == 0:
         raise FxforgeError(f"{path}: holds no samples")
     channels = data.shape[1]

@@ -50,9 +50,13 @@ class TrainingDisplay:
             ("parameters", f"{s['parameters']:,}"),
             ("epochs / steps", f"{s['epochs']} / {s['steps']}"),
             ("training time", f"{s['train_seconds']:.1f} s ({s['samples_per_second'] or 0:,} samples/s on {s['device']})"),
+            ("wall time", f"{s['wall_seconds']:.1f} s, validating every {s['validate_every_epochs']} epoch(s)"
+             if s.get("wall_seconds") is not None else "-"),
             ("latency corrected", f"{s['latency_samples']} samples"),
             ("run directory", s["run_dir"]),
         ]
+        if s.get("rollbacks"):
+            rows.append(("diverged, rolled back", f"{s['rollbacks']} time(s), learning rate halved each time"))
         for k, v in rows:
             table.add_row(k, v)
         self.console.print(table)

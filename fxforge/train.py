@@ -6,6 +6,7 @@ and a checkpoint records the epoch and the batch within it.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import signal
@@ -29,6 +30,16 @@ from .stream import detach_state, predict_clips
 log = logging.getLogger("fxforge")
 
 
+# Validation may take at most this share of the wall clock; beyond it, it runs less often.
+VALIDATION_SHARE = 0.1
+MIN_PACED_VALIDATION = 1.0  # seconds: a validation quicker than this is never thinned
+MAX_ROLLBACKS = 5  # roll-backs from a diverged step before the run gives up
+
+
+class _Diverged(Exception):
+    """A non-finite loss: the loop rolls back to the last good state."""
+
+
 class Interrupted(Exception):
     """Ctrl-C during training: the checkpoint is saved; exit 130."""
 
@@ -43,7 +54,12 @@ class Progress:
     batch: int = 0          # batches completed within the current epoch
     step: int = 0           # optimizer updates
     samples: int = 0        # training samples seen (with gradient)
-    elapsed: float = 0.0    # training seconds, summed over resumes
+    elapsed: float = 0.0    # wall seconds of the loop (training and validation), summed over resumes
+    train_time: float = 0.0  # of which in training steps (samples/s is counted on these)
+    val_seconds: float = 0.0  # the last validation's wall time
+    val_every: int = 1      # validate every this many epochs (more when validation is expensive)
+    lr_factor: float = 1.0  # halved at each roll-back from a diverged step
+    rollbacks: int = 0
     best: float = math.inf  # best validation loss
     best_epoch: int = -1
     since_best: int = 0
@@ -100,6 +116,7 @@ class Trainer:
         if getattr(self.model, "wants_fit", False):  # a cabinet stage; resumed or loaded weights replace this
             self.model.fit_to(*splits["train"], audio.sample_rate)
         self.progress = Progress()
+        self.rollback_messages: list[str] = []
         self.sr = audio.sample_rate
 
     # -- state -------------------------------------------------------------
@@ -135,32 +152,81 @@ class Trainer:
         per_epoch = sum(self.updates_in(xb.shape[1]) for xb, _ in first) or 1
         total_steps = per_epoch * t.epochs
         self.on_event("start", {"total_steps": total_steps, "step": p.step, "time_budget": t.time_budget})
+        good = self._snapshot()
         loss = math.nan
         with _catch_sigint() as sigint:
             while p.epoch < t.epochs and not p.done:
                 batches = first if first is not None else self.epoch_batches(p.epoch)
                 first = None
+                epoch_started = time.perf_counter()
                 for xb, yb in batches[p.batch :]:
                     started = time.perf_counter()
-                    loss = self.train_batch(xb, yb, total_steps)
-                    p.elapsed += time.perf_counter() - started
+                    try:
+                        loss = self.train_batch(xb, yb, total_steps)
+                    except _Diverged as exc:
+                        self._roll_back(good, str(exc))
+                        p.batch = len(batches)  # the rest of this epoch is skipped: its order led here
+                        break
+                    finally:
+                        spent = time.perf_counter() - started
+                        p.elapsed += spent
+                        p.train_time += spent
                     p.batch += 1
                     self.on_event("batch", {"step": p.step, "loss": loss, "epoch": p.epoch,
                                             "elapsed": p.elapsed, "lr": self.optimizer.param_groups[0]["lr"]})
                     if sigint["hit"]:
                         self.save_last()
                         raise Interrupted(self.run.path)
-                    if t.time_budget and p.elapsed >= t.time_budget:
+                    # Wall clock: stop early enough for the last validation and the test (as long as it).
+                    if t.time_budget and p.elapsed + 2 * p.val_seconds >= t.time_budget:
                         p.done = True
                         break
                 if not p.done:
                     p.epoch += 1
                     p.batch = 0
-                self.validate(loss)
-                if t.patience and p.since_best >= t.patience:
-                    p.done = True
-                self.save_last()
+                last = p.done or p.epoch >= t.epochs
+                if last or p.epoch % p.val_every == 0:
+                    started = time.perf_counter()
+                    self.validate(loss)
+                    p.val_seconds = time.perf_counter() - started
+                    p.elapsed += p.val_seconds
+                    self._pace_validation(time.perf_counter() - epoch_started - p.val_seconds)
+                    good = self._snapshot()
+                    if t.patience and p.since_best >= t.patience:
+                        p.done = True
+                    self.save_last()
         return p
+
+    def _snapshot(self) -> dict:
+        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+
+    def _roll_back(self, good: dict, why: str) -> None:
+        """Back to the last good state with half the learning rate, and say so."""
+        p = self.progress
+        if p.rollbacks >= MAX_ROLLBACKS:
+            raise FxforgeError(f"{self.cfg.source}: {why}, after {p.rollbacks} roll-backs with the learning rate "
+                               f"halved each time; the last good checkpoint is kept in {self.run.last_path} "
+                               f"(try a lower optim.lr)")
+        self.model.load_state_dict(good["model"])
+        self.optimizer.load_state_dict(good["optimizer"])
+        p.rollbacks += 1
+        p.lr_factor *= 0.5
+        message = (f"{why}: rolled back to the last good state (epoch {p.epoch}) with the learning rate "
+                   f"halved (x{p.lr_factor:g})")
+        log.warning("%s", message)
+        self.on_event("rollback", {"message": message, "epoch": p.epoch, "step": p.step})
+        self.rollback_messages.append(message)
+
+    def _pace_validation(self, epoch_seconds: float) -> None:
+        """Validate less often where a validation costs more than VALIDATION_SHARE of an epoch."""
+        p = self.progress
+        if epoch_seconds <= 0 or p.val_seconds < MIN_PACED_VALIDATION:
+            return
+        every = max(1, math.ceil(p.val_seconds / (VALIDATION_SHARE * epoch_seconds)))
+        if every > p.val_every:
+            p.val_every = every
+            log.info("validation takes %.1f s (%.0f%% of an epoch): validating every %d epochs",
+                     p.val_seconds, 100 * p.val_seconds / epoch_seconds, every)
 
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, total_steps: int) -> float:
         t, p = self.cfg.train, self.progress
@@ -181,7 +247,7 @@ class Trainer:
             frac = p.step / total_steps
             if t.time_budget:
                 frac = max(frac, p.elapsed / t.time_budget)
-            lr = self.lr_at(min(1.0, frac))
+            lr = self.lr_at(min(1.0, frac)) * p.lr_factor
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
@@ -189,10 +255,7 @@ class Trainer:
             if regulariser is not None and (penalty := regulariser()) is not None:
                 loss = loss + penalty
             if not torch.isfinite(loss.detach()):
-                raise FxforgeError(
-                    f"{self.cfg.source}: training diverged (loss is {loss.item()}) at epoch {p.epoch + 1}, "
-                    f"step {p.step}; the last good checkpoint is kept in {self.run.last_path} "
-                    f"(try a lower optim.lr)")
+                raise _Diverged(f"training diverged (loss is {loss.item()}) at epoch {p.epoch + 1}, step {p.step}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.optim.grad_clip:
@@ -275,6 +338,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     from .config import load_config
     from .runs import open_run
 
+    wall_started = time.perf_counter()
+
     if resume is not None:
         run = open_run(resume)
         cfg = load_config(run.config_path)
@@ -322,8 +387,10 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     best = next((r for r in run.read_metrics() if r.get("best") and r["epoch"] == progress.best_epoch), {})
     summary.update({
         "status": "finished", "run_dir": str(run.path), "epochs": progress.epoch, "steps": progress.step,
-        "train_seconds": round(progress.elapsed, 2),
-        "samples_per_second": round(progress.samples / progress.elapsed) if progress.elapsed else None,
+        "train_seconds": round(progress.train_time, 2), "wall_seconds": round(time.perf_counter() - wall_started, 2),
+        "samples_per_second": round(progress.samples / progress.train_time) if progress.train_time else None,
+        "validate_every_epochs": progress.val_every, "rollbacks": progress.rollbacks,
+        "rollback_notes": trainer.rollback_messages,
         "best_epoch": progress.best_epoch, "val_esr": best.get("val_esr"), "val_esr_pre": best.get("val_esr_pre"),
         "test_esr": test["esr"], "test_esr_pre": test["esr_pre"],
     })

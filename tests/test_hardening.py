@@ -97,10 +97,36 @@ def test_disk_full_is_a_clear_error_and_leaves_no_torn_file(workdir, monkeypatch
 
 def test_diverging_training_stops_with_the_last_good_checkpoint(workdir):
     out = run_cli("run", "run.toml", "--set", "optim.lr=1e30", "--set", "optim.grad_clip=1e30",
-                  "--set", "train.epochs=3", cwd=workdir)
+                  "--set", "train.epochs=8", cwd=workdir)
     assert out.returncode == 2, out.stdout + out.stderr
-    assert "training diverged (loss is nan" in out.stderr or "training diverged (loss is inf" in out.stderr
-    assert "(try a lower optim.lr)" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert "training diverged (loss is nan" in last or "training diverged (loss is inf" in last
+    assert "after 5 roll-backs with the learning rate halved each time" in last and "(try a lower optim.lr)" in last
+    assert out.stderr.count("rolled back to the last good state") == 5
+
+
+def test_a_diverged_step_rolls_back_halves_the_lr_and_the_run_finishes(workdir, monkeypatch):
+    import json
+
+    from fxforge import load_config
+    from fxforge import train as train_mod
+
+    real = train_mod.Loss.forward
+    calls = {"n": 0}
+
+    def once_nan(self, y_hat, y):  # the 5th step's loss is NaN, as a blown-up model's would be
+        calls["n"] += 1
+        loss = real(self, y_hat, y)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(train_mod.Loss, "forward", once_nan)
+    monkeypatch.chdir(workdir)
+    summary = train_mod.train(load_config("run.toml"), runs_dir=Path("runs"))
+    assert summary["status"] == "finished" and summary["rollbacks"] == 1
+    assert "training diverged (loss is nan) at epoch 1" in summary["rollback_notes"][0]
+    assert "learning rate halved (x0.5)" in summary["rollback_notes"][0]
+    saved = json.loads((Path(summary["run_dir"]) / "summary.json").read_text())
+    assert saved["rollbacks"] == 1 and saved["test_esr"] < 10
 
 
 def test_two_runs_with_one_name_at_once_get_different_directories(tmp_path):
@@ -144,3 +170,23 @@ def test_random_overrides_of_a_valid_file_never_raise_anything_but_a_clean_error
         config_from_dict(apply_sets(doc, [f"{section}{key}={value!r}"]), "random.toml")
     except FxforgeError as exc:
         assert "\n" not in str(exc)
+
+
+def test_the_time_budget_is_wall_clock_validation_included(workdir, monkeypatch):
+    from fxforge import load_config
+    from fxforge import train as train_mod
+
+    real = train_mod.Trainer.validate
+
+    def slow_validate(self, train_loss):  # an expensive validation, as a large model's is
+        time.sleep(0.5)
+        return real(self, train_loss)
+
+    monkeypatch.setattr(train_mod.Trainer, "validate", slow_validate)
+    monkeypatch.chdir(workdir)
+    cfg = load_config("run.toml", ["train.epochs=10000", "train.time_budget=3s"])
+    summary = train_mod.train(cfg, runs_dir=Path("runs"))
+    validations = len((Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines())
+    assert validations >= 2
+    # The training steps get what the validations leave of the budget (plus the last step).
+    assert summary["train_seconds"] + 0.5 * validations <= 3.0 + 0.5
