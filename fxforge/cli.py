@@ -146,6 +146,27 @@ def run(config: Optional[Path] = typer.Argument(None, help="run file (TOML)"),
     display.print_summary(summary)
 
 
+@app.command("train")
+def train_pair(input: Path = typer.Argument(..., help="the dry recording (the DI, or the reamp file you played)"),
+               target: Path = typer.Argument(..., help="the recorded output of the gear"),
+               budget: str = typer.Option("5m", "--budget", help="wall-clock time: '5m', '300s', '1h'"),
+               name: Optional[str] = typer.Option(None, "--name", help="run name (default: the target's file name)"),
+               set_: List[str] = typer.Option([], "--set", help="override the recipe: section.key=value"),
+               runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go")):
+    """Train the default capture recipe on a pair: a pedal, an amp or a full rig with its cabinet."""
+    from .config import RECIPES
+
+    recipe = RECIPES / "capture.toml"
+    run_name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in target.stem)[:64] or "capture"
+    sets = [f"data.input={_toml_string(input)}", f"data.target={_toml_string(target)}",
+            f"train.time_budget={_toml_string(budget)}", f"name={_toml_string(run_name)}", *set_]
+    run(config=recipe, set_=sets, resume=None, checkpoint=None, runs_dir=runs_dir)
+
+
+def _toml_string(value) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @app.command()
 def process(run_dir: Path = typer.Argument(..., help="a run directory"),
             input: Path = typer.Argument(..., help="audio to process"),

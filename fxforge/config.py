@@ -22,6 +22,9 @@ from .errors import FxforgeError
 # The built-in captures (fxforge.demo): a driven amp, a high-gain lead channel, either with a cabinet.
 DEMO_KINDS = ("amp", "cab", "lead", "lead-cab")
 
+# Run files shipped inside the package (`fxforge train` uses capture.toml).
+RECIPES = Path(__file__).resolve().parent / "recipes"
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
