@@ -168,6 +168,42 @@ def _toml_string(value) -> str:
 
 
 @app.command()
+def check(run_dir: Path = typer.Argument(..., help="a run directory"),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """Stress a trained model: loud DI, sines, a burst, DC and noise; float32 against float64."""
+    from .audio import load_pair
+    from .runs import load_run
+    from .stress import stress, warning
+
+    r = load_run(run_dir)
+    try:
+        pair = load_pair(r.config.data)
+        di, input_peak, target_peak = pair.splits(r.config.data.split)["test"][0], float(abs(pair.x).max()), float(abs(pair.y).max())
+    except FxforgeError as exc:  # the recordings moved: the probes that need none still run
+        if "target_peak" not in r.summary:
+            raise
+        err_console.print(f"warning: no test DI probes ({exc})", markup=False, highlight=False, soft_wrap=True)
+        di, input_peak, target_peak = None, r.summary["input_peak"], r.summary["target_peak"]
+    result = stress(r.model, r.sample_rate, target_peak, di)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"stress check of {run_dir} (target peak {result['target_peak']:.2f})")
+    for col in ("probe", "input peak", "output peak", "f32 vs f64", "decay to -80 dBFS", ""):
+        table.add_column(col)
+    for p in result["probes"]:
+        decay = "-" if p["decay_ms"] is None else f"{p['decay_ms']:.0f} ms"
+        table.add_row(p["name"], f"{p['input_peak']:.2f}", f"{p['output_peak']:.2f}", f"{p['f32_vs_f64']:.1e}",
+                      decay, "ok" if p["ok"] else "FAIL")
+    console.print(table)
+    console.print(f"stable (float32 = float64 within {result['chaos_threshold']:g}) up to input peak "
+                  f"{result['stable_up_to']:.2f}; the training DI peaks at {input_peak:.2f}")
+    problem = warning(result, input_peak)
+    if problem:
+        err_console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def process(run_dir: Path = typer.Argument(..., help="a run directory"),
             input: Path = typer.Argument(..., help="audio to process"),
             output: Path = typer.Argument(..., help="where to write the result"),
@@ -305,8 +341,7 @@ def capture_signal_cmd(output: Path = typer.Argument(..., help="the reamp file t
         raise FxforgeError(f"{output}: already exists; not overwriting")
     write_audio(output, capture_signal(seconds, sample_rate), sample_rate)
     console.print(f"wrote {output} ({seconds:g} s at {sample_rate} Hz): play it through your gear, record the "
-                  f"output at the same rate, then: fxforge run configs/wave_lstm_cab.toml "
-                  f"--set data.input={output} --set data.target=recorded.wav")
+                  f"output at the same rate, then: fxforge train {output} recorded.wav")
 
 
 @app.command()

@@ -7,6 +7,7 @@ and a checkpoint records the epoch and the batch within it.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import signal
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from .audio import check_not_silent, load_pair
@@ -24,7 +26,7 @@ from .devices import resolve_device
 from .errors import FxforgeError
 from .losses import Loss, metrics
 from .plugins import get_registry
-from .runs import RunDir, atomic_save, build_model, load_weights, safe_load
+from .runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
 from .stream import detach_state, predict_clips
 
 log = logging.getLogger("fxforge")
@@ -394,6 +396,9 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         "best_epoch": progress.best_epoch, "val_esr": best.get("val_esr"), "val_esr_pre": best.get("val_esr_pre"),
         "test_esr": test["esr"], "test_esr_pre": test["esr_pre"],
     })
+    summary["input_peak"] = float(np.max(np.abs(audio.x)))
+    summary["target_peak"] = float(np.max(np.abs(audio.y)))
+    summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
     run.write_summary(summary)
     try:
         from .plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused
@@ -402,3 +407,17 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     except Exception as exc:  # plots are a convenience; never lose a finished run over them
         log.warning("could not draw plots: %s", exc)
     return summary
+
+
+def stress_check(run: RunDir, model, sample_rate: int, summary: dict, di) -> dict:
+    """The stress probes (fxforge.stress) on the trained model: the table to stress.json, the
+    headline to the summary, and a warning where the model is chaotic inside its training range."""
+    from .stress import stress, warning
+
+    result = stress(model, sample_rate, summary["target_peak"], di)
+    atomic_write_bytes(run.path / "stress.json", (json.dumps(result, indent=2) + "\n").encode())
+    problem = warning(result, summary["input_peak"])
+    if problem:
+        log.warning("%s", problem)
+    return {"stable_up_to": result["stable_up_to"], "passed": result["passed"], "warning": problem,
+            "failed": [p["name"] + f" at {p['input_peak']:g}" for p in result["probes"] if not p["ok"]]}
