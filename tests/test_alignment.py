@@ -174,3 +174,33 @@ def test_a_nam_file_is_known_by_its_md5_even_when_not_laid_out_as_expected(tmp_p
 
 def test_an_ordinary_recording_is_not_taken_for_a_reamp_file(x):
     assert reamp.recognise(x, SR) is None
+
+
+# -- a real third-party plugin (guitarix through lv2file), where installed ------------------
+
+GX = "http://guitarix.sourceforge.net/plugins/gxmetal_amp#metal_amp"
+
+
+def lv2(x: np.ndarray, uri: str, folder) -> np.ndarray:
+    import subprocess
+
+    sf.write(folder / "in.wav", x, SR, subtype="FLOAT")
+    subprocess.run(["lv2file", "-i", str(folder / "in.wav"), "-o", str(folder / "out.wav"), uri],
+                   check=True, capture_output=True)
+    y, _ = sf.read(folder / "out.wav", dtype="float32", always_2d=True)
+    return y[: len(x), 0]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("lv2file"), reason="needs lv2file and guitarix-lv2 (Debian)")
+@pytest.mark.parametrize("late", [0, 150])
+def test_a_real_amp_plugin_gives_its_impulse_onset_plus_the_delay(x, tmp_path, late):
+    impulse = np.zeros(SR, np.float32)
+    impulse[SR // 2] = 0.05
+    try:
+        response = np.abs(lv2(impulse, GX, tmp_path)[SR // 2 :])
+    except Exception as exc:  # lv2file present, the plugin not
+        pytest.skip(f"guitarix's GxMetal Amp could not be rendered ({exc})")
+    onset = int(np.flatnonzero(response > 0.01 * response.max())[0])  # -40 dB: the response has begun
+    y = delayed(lv2(x, GX, tmp_path), late)
+    lag, notes = latency_of(x, y, tmp_path)
+    assert max(0, onset + late - 2 * align.SAFETY) <= lag <= onset + late, notes
