@@ -192,7 +192,7 @@ def check(run_dir: Path = typer.Argument(..., help="a run directory"),
     for col in ("probe", "input peak", "output peak", "f32 vs f64", "decay to -80 dBFS", ""):
         table.add_column(col)
     for p in result["probes"]:
-        decay = "-" if p["decay_ms"] is None else f"{p['decay_ms']:.0f} ms"
+        decay = "never" if p["never_silent"] else "-" if p["decay_ms"] is None else f"{p['decay_ms']:.0f} ms"
         table.add_row(p["name"], f"{p['input_peak']:.2f}", f"{p['output_peak']:.2f}", f"{p['f32_vs_f64']:.1e}",
                       decay, "ok" if p["ok"] else "FAIL")
     console.print(table)

@@ -35,7 +35,8 @@ class Probe:
     input_peak: float
     output_peak: float = 0.0
     f32_vs_f64: float = 0.0
-    decay_ms: Optional[float] = None  # None: the probe does not stop (or never decays: inf)
+    decay_ms: Optional[float] = None  # None: the probe does not stop, or its tail never fell silent
+    never_silent: bool = False        # still above -80 dBFS at the end of the tail
     ok: bool = True
 
 
@@ -107,10 +108,10 @@ def stress(model: torch.nn.Module, sample_rate: int, target_peak: float, di: Opt
         if stop is not None:
             after = np.abs(y64[stop + latency :])
             loud = np.flatnonzero(after >= 10 ** (SILENT_DB / 20))
-            p.decay_ms = 0.0 if not loud.size else (
-                float("inf") if loud[-1] >= len(after) - 1 else 1000 * (loud[-1] + 1) / sample_rate)
-        p.ok = (p.f32_vs_f64 <= CHAOS and p.output_peak <= LOUD * target_peak
-                and (p.decay_ms is None or p.decay_ms <= DECAY_MS))
+            p.never_silent = bool(loud.size and loud[-1] >= len(after) - 1)
+            p.decay_ms = None if p.never_silent else 1000 * (int(loud[-1]) + 1) / sample_rate if loud.size else 0.0
+        p.ok = bool(p.f32_vs_f64 <= CHAOS and p.output_peak <= LOUD * target_peak and not p.never_silent
+                    and (p.decay_ms is None or p.decay_ms <= DECAY_MS))
         probes.append(p)
     # The input level up to which no probe is chaotic.
     levels = sorted({p.input_peak for p in probes})

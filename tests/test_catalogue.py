@@ -299,8 +299,8 @@ CASES = [
      "fxforge run: No such option: --sett (Possible options: --set)"),
     ("usage-not-an-integer", None, "sweep sweep.toml --repeats two",
      "fxforge sweep: Invalid value for '--repeats': Input should be a valid integer, unable to parse string as an integer"),
-    ("usage-unknown-command", None, "trian run.toml",
-     "fxforge: No such command 'trian'."),
+    ("usage-unknown-command", None, "trian run.toml",  # click suggests since `fxforge train` exists
+     "fxforge: No such command 'trian'. Did you mean 'train'?"),
     # -- show
     ("show-unknown-kind", None, "show gadget x",
      "unknown kind 'gadget' (one of: models, providers, schedulers, devices or exporters)"),
