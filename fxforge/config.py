@@ -136,6 +136,7 @@ class TrainConfig(Section):
     warmup: int = Field(1024, ge=0, description="samples run without gradient to settle the state")
     val_clip_seconds: float = Field(2.0, gt=0, description="validation/test audio is run as clips this long, in parallel")
     patience: Optional[int] = Field(None, gt=0, description="stop after this many validations without improvement")
+    stress: bool = Field(True, description="run the stress probes on the finished model (fxforge check)")
     loss: LossConfig = Field(default_factory=LossConfig)
 
     @field_validator("time_budget", mode="before")

@@ -20,7 +20,7 @@ from .stream import run_blocks
 SINE_HZ = (40, 82, 200, 1000, 5000)
 SINE_PEAKS = (0.1, 0.3, 0.6, 1.0)
 DI_GAINS_DB = (0, 6, 12)
-DI_SECONDS = 4.0
+DI_SECONDS = 3.0
 PROBE_SECONDS = 0.5      # each sine, the burst, DC and noise; the silence after is longer
 TAIL_SECONDS = 1.0
 CHAOS = 1e-3             # float32 vs float64 beyond this: the model is chaotic there

@@ -398,7 +398,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     })
     summary["input_peak"] = float(np.max(np.abs(audio.x)))
     summary["target_peak"] = float(np.max(np.abs(audio.y)))
-    summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
+    if cfg.train.stress:
+        summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
     run.write_summary(summary)
     try:
         from .plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused

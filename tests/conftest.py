@@ -67,6 +67,7 @@ batch_size = 8
 tbptt = 1024
 warmup = 256
 val_clip_seconds = 0.5
+stress = false       # the stress probes cost seconds a run; tests/test_stress.py runs them
 """
 
 

@@ -2,9 +2,10 @@
 outputs far louder than the gear, and tails that never fall silent."""
 import json
 
+import pytest
 import torch
 
-from conftest import SR, dry, run_cli
+from conftest import dry, run_cli, write_config, write_pair
 from fxforge.stress import CHAOS, stress
 
 
@@ -52,7 +53,19 @@ def test_a_chaotic_model_is_found_and_its_stable_level_named():
     assert never_silent["never_silent"] and never_silent["decay_ms"] is None and not never_silent["ok"]
 
 
-def test_check_prints_the_probe_table_and_training_records_it(trained_run):
+@pytest.fixture(scope="module")
+def stressed_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stressed")
+    write_pair(folder, seconds=3)
+    write_config(folder)
+    out = run_cli("run", "run.toml", "--set", "train.stress=true", "--set", "train.epochs=1", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (folder / "runs" / "tiny").iterdir()
+    return run_dir
+
+
+def test_check_prints_the_probe_table_and_training_records_it(stressed_run):
+    trained_run = stressed_run
     out = run_cli("check", trained_run, cwd=trained_run.parents[2])  # where it was trained: the recordings
     assert out.returncode == 0, out.stderr
     for probe in ("test DI +12 dB", "sine 40 Hz", "110 Hz burst, then silence", "DC 0.5", "full-scale noise"):
@@ -64,8 +77,8 @@ def test_check_prints_the_probe_table_and_training_records_it(trained_run):
     assert len(table["probes"]) == 3 + 20 + 3
 
 
-def test_check_without_the_recordings_still_runs_the_other_probes(trained_run, tmp_path):
-    out = run_cli("check", trained_run, "--json", cwd=tmp_path)
+def test_check_without_the_recordings_still_runs_the_other_probes(stressed_run, tmp_path):
+    out = run_cli("check", stressed_run, "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "warning: no test DI probes (di.wav: no such file)" in " ".join(out.stderr.split())
     assert len(json.loads(out.stdout)["probes"]) == 20 + 3
