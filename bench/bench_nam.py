@@ -1,33 +1,59 @@
 """fxforge's models beside Neural Amp Modeler 0.13's trainer: same capture, same
-training-time budget, same held-out test audio, same metric, on this CPU.
+wall-clock budget, same held-out test audio, same metric, on this CPU.
 
     .venv/bin/python bench/bench_nam.py [--budget 300] [--seconds 180] [--captures amp,cab]
-        [--models wave_lstm,nam-lstm,nam-wavenet,nam-wavenet@2] [--context 48000]
+        [--pairs DIR --targets metal_amp:0,ds1_head:25,muff:20]
+        [--models wave_lstm,nam-lstm,nam-wavenet,nam-wavenet@1] [--context 48000]
 
 Skips (exit 0) when `nam` (PyPI `neural-amp-modeler`) is not importable.
 
-Data: the built-in demo capture (`fxforge.demo.demo_capture(kind, seconds)`), split
-by time 70/15/15 as fxforge does. NAM gets the same train and validation spans
-(its `Dataset` with start/stop sample indices); both are scored on the same test
-span, run as one piece after `--context` samples of the audio before it (state /
-receptive field), with `fxforge.losses.metrics`: ESR plain and after 1 - 0.95 z^-1.
+Data:
+  * `--captures`: built-in demo captures (`fxforge.demo.demo_capture(kind, seconds)`),
+    comma separated; default `amp,cab`, or none when `--pairs` is given (name them to
+    run both).
+  * `--pairs DIR --targets NAME:LATENCY,...`: your recordings, DIR/dry.wav (`--dry` names
+    another file) against each DIR/NAME.wav, the target trailing the input by LATENCY
+    samples (fixed, never measured: the target is advanced by it and both are cut to
+    the shorter length, as fxforge does with `data.latency = N`). `--targets FILE.toml`
+    reads the same from a table, `metal_amp = 0` per line (top level or under
+    `[latency]`). Our configs get `data.input`, `data.target` and `data.latency`; the
+    aligned pair is loaded once by `fxforge.audio.load_pair`, so both tools see the same
+    samples. The capture is labelled NAME in the table.
+Each pair is split by time 70/15/15 as fxforge does. NAM gets the same train and
+validation spans (its `Dataset` with start/stop sample indices); both are scored on
+the same test span, run as one piece after `--context` samples of the audio before it
+(state / receptive field), with `fxforge.losses.metrics`: ESR plain and after
+1 - 0.95 z^-1.
 
-Models (`--models`, comma separated, `NAME@THREADS` sets torch threads, default 1):
+Models (`--models`, comma separated, `NAME@THREADS` sets torch threads):
   * ours: the stem of any configs/*.toml whose model is registered (wave_lstm, ...),
-    trained with `--set train.time_budget=<budget> data.demo=<capture>`; a variant adds
+    trained with `--set train.time_budget=<budget>` and the data above; a variant adds
     overrides after a colon, separated by semicolons: `wavenet:model.preset=standard`.
-  * nam-lstm: NAM's LSTM recipe as its trainer (`nam.train.core`, <=0.12, the
-    last with an LSTM choice) configured it, at hidden 32: 1 layer, burn-in 4096,
-    truncate 512, MSE + pre-emphasised MSE (0.85) + 2e-4 pre-emphasised MRSTFT,
+    Threads: the config's own `train.threads` unless `@THREADS` is given.
+  * nam-lstm (1 thread by default): NAM's LSTM recipe as its trainer (`nam.train.core`,
+    <=0.12, the last with an LSTM choice) configured it, at hidden 32: 1 layer, burn-in
+    4096, truncate 512, MSE + pre-emphasised MSE (0.85) + 2e-4 pre-emphasised MRSTFT,
     Adam lr 0.01, ExponentialLR 0.995/epoch, batch 16, ny 8192.
-  * nam-wavenet: NAM 0.13's default (`core.train`): the PackedWaveNet of
-    `nam/train/_resources/config_model_packed.json` (3- and 8-channel submodels
-    trained jointly; the 8-channel one, 12k parameters, is what a .nam plays at
-    full quality), MSE + 5e-4 MRSTFT, Adam lr 0.004, ExponentialLR 0.994/epoch,
-    batch 16, ny 8192, output normalised to -18 dBFS RMS. Both submodels are scored.
-NAM's own loop runs (PyTorch Lightning, its LightningModule); a callback stops
-it when the time spent in training steps reaches the budget (validation time
-excluded, as in fxforge) and keeps the best weights by NAM's validation loss.
+  * nam-wavenet (2 threads by default; `nam-wavenet@1` for one): NAM 0.13's default
+    (`core.train`): the PackedWaveNet of `nam/train/_resources/config_model_packed.json`
+    (3- and 8-channel submodels trained jointly; the 8-channel one, 12k parameters, is
+    what a .nam plays at full quality), MSE + 5e-4 MRSTFT, Adam lr 0.004,
+    ExponentialLR 0.994/epoch, batch 16, ny 8192, output normalised to -18 dBFS RMS.
+    Both submodels are scored.
+NAM's own loop runs (PyTorch Lightning, its LightningModule). The budget is wall
+clock for both tools, validation included: NAM's `max_time` semantics (Lightning's
+Timer: seconds since the start of training, checked after every batch), except that
+the callback stops one validation's length early, because Lightning validates once
+more when stopped mid-epoch (fxforge's own budget, which counts training and
+validation, likewise leaves room for its last validation and test). NAM keeps the best
+weights by its validation loss, fxforge by its validation ESR.
+
+Columns: `wall s` is the training loop's wall clock (NAM: `Trainer.fit`; ours: the
+`wall_seconds` of fxforge's summary, load and final test included); `train s` the part
+in training steps; `samples/s` the samples carrying gradient per second of training
+steps. `last/best` is the last validation figure over the best one (plain ESR): well
+above 1 means the run got worse late (best-by-validation hides it; the curve is in the
+JSON as `val_curve`: [seconds, val ESR, val ESR pre-emph.]).
 """
 from __future__ import annotations
 
@@ -65,9 +91,14 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", type=float, default=300.0, help="seconds of training per model")
     ap.add_argument("--seconds", type=float, default=180.0, help="length of the demo capture")
-    ap.add_argument("--captures", default="amp,cab")
+    ap.add_argument("--captures", default=None,
+                    help="built-in demo captures; default amp,cab, or none when --pairs is given")
+    ap.add_argument("--pairs", type=Path, default=None, help="folder of your recordings: DRY and NAME.wav per target")
+    ap.add_argument("--dry", default="dry.wav", help="the input file in --pairs")
+    ap.add_argument("--targets", default=None,
+                    help="NAME:LATENCY,... (target DIR/NAME.wav trails the input by LATENCY samples), or a .toml")
     ap.add_argument("--models", default=None,
-                    help="default: every config in configs/ with a registered model, nam-lstm, nam-wavenet, nam-wavenet@2")
+                    help="default: every config in configs/ with a registered model, nam-lstm, nam-wavenet")
     ap.add_argument("--context", type=int, default=48000, help="samples before the test span run first")
     ap.add_argument("--set", action="append", default=[], dest="sets", help="extra override for our configs")
     ap.add_argument("--name", default="nam_compare")
@@ -96,29 +127,42 @@ def our_configs() -> dict[str, Path]:
     return found
 
 
-def run_ours(config: Path, capture: str, args, threads: int, x: np.ndarray, y: np.ndarray, spans,
+def run_ours(config: Path, capture: dict, args, threads: int | None, x: np.ndarray, y: np.ndarray, spans,
              variant: list[str] = ()) -> dict:
     from fxforge import load_run
+    from fxforge.runs import open_run
     from fxforge.stream import process
 
-    sets = [f"train.time_budget={args.budget}", f"data.demo={capture}", f"data.demo_seconds={args.seconds}",
-            f"train.threads={threads}", "train.device=cpu", *args.sets, *variant]
+    sets = [f"train.time_budget={args.budget}", *capture["sets"], "train.device=cpu", "train.stress=false",
+            *([f"train.threads={threads}"] if threads else []), *args.sets, *variant]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = train_config(config, sets, Path(tmp))
-        wall = time.perf_counter() - start
+        call = time.perf_counter() - start
         run = load_run(summary["run_dir"])
+        rows = [r for r in open_run(summary["run_dir"]).read_metrics() if "val_esr" in r]
         b, c = spans["test"][0], min(args.context, spans["test"][0])
         y_hat = process(run.model, torch.from_numpy(x[b - c:].copy())).numpy()[c:]
+        used_threads = run.config.train.threads
     scored = score(y_hat, y[b:])
+    curve = [[r.get("time"), r["val_esr"], r["val_esr_pre"]] for r in rows]
     return {
         "parameters": summary["parameters"], **scored,
         "own_test_esr": summary["test_esr"], "own_test_esr_pre": summary["test_esr_pre"],
         "samples_per_second": summary["samples_per_second"], "train_seconds": summary["train_seconds"],
-        "wall_seconds": round(wall, 1), "epochs": summary["epochs"], "steps": summary["steps"],
+        "wall_seconds": summary.get("wall_seconds", round(call, 1)), "call_seconds": round(call, 1),
+        "epochs": summary["epochs"], "steps": summary["steps"], "rollbacks": summary.get("rollbacks"),
         "best_epoch": summary["best_epoch"], "val_esr": summary["val_esr"], "val_esr_pre": summary["val_esr_pre"],
-        "overrides": sets,
+        "last_over_best": last_over_best(curve), "val_curve": curve, "threads": used_threads, "overrides": sets,
     }
+
+
+def last_over_best(curve: list) -> float | None:
+    """The last validation ESR (plain) over the best one: > 1 when the run got worse late."""
+    vals = [v for _, v, _ in curve if v is not None and np.isfinite(v)]
+    if not vals:
+        return None
+    return round(float(curve[-1][1]) / min(vals), 3) if min(vals) > 0 else None
 
 
 # -- scoring -------------------------------------------------------------------
@@ -205,6 +249,8 @@ def run_nam(kind: str, threads: int, args, x: np.ndarray, y: np.ndarray, spans) 
             "trained_parameters": trained, **scored,
             "samples_per_second": round(budget.samples / budget.seconds) if budget.seconds else None,
             "train_seconds": round(budget.seconds, 2), "wall_seconds": round(wall, 1),
+            "loop_seconds": round(budget.loop_seconds, 1), "validations": budget.validations,
+            "val_curve": budget.curve[i], "last_over_best": last_over_best(budget.curve[i]),
             "epochs": round(budget.batches / max(1, len(train_dl)), 2), "steps": budget.batches,
             "best_epoch": budget.best_epoch[key], "val_esr_logged": budget.best_esr[key], "val_esr_recomputed": val_esr,
             "receptive_field": rf, "output_gain": gain, "recipe": recipe,
@@ -222,31 +268,50 @@ def BudgetCallback(*args):  # noqa: N802 (defined lazily: Lightning may be absen
 
 
 class _BudgetMethods:
-    """Stop once the time spent in training steps reaches the budget; count the
-    samples that carry gradient; keep the best weights by each validation key."""
+    """Stop once the wall clock since the start of training (validation included,
+    as Lightning's `max_time`), plus one validation's length for the validation
+    Lightning runs on stopping, reaches the budget; count the time in training
+    steps and the samples that carry gradient; keep the best weights by each
+    validation key and the validation curve."""
 
     def __init__(self, budget: float, grad_len: int, keys: list[str], esr_keys: list[str]):
         self.budget, self.grad_len, self.keys, self.esr_keys = budget, grad_len, keys, esr_keys
         self.seconds, self.samples, self.batches = 0.0, 0, 0
+        self.started, self.loop_seconds, self.val_seconds, self.validations = None, 0.0, 0.0, 0
         self.best = {k: float("inf") for k in keys}
         self.best_state, self.best_epoch, self.best_esr = {}, {}, {}
+        self.curve = [[] for _ in keys]
+
+    def on_train_start(self, trainer, pl_module):
+        self.started = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        self.loop_seconds = time.perf_counter() - self.started
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seconds += time.perf_counter() - self._t0
+        now = time.perf_counter()
+        self.seconds += now - self._t0
         self.batches += 1
         self.samples += batch[-1].shape[0] * self.grad_len
-        if self.seconds >= self.budget:
+        if now - self.started + self.val_seconds >= self.budget:
             trainer.should_stop = True
+
+    def on_validation_start(self, trainer, pl_module):
+        self._v0 = time.perf_counter()
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
+        self.val_seconds = time.perf_counter() - self._v0
+        self.validations += 1
+        elapsed = round(time.perf_counter() - self.started, 2)
         m = trainer.callback_metrics
-        for key, esr_key in zip(self.keys, self.esr_keys):
+        for i, (key, esr_key) in enumerate(zip(self.keys, self.esr_keys)):
             v = float(m[key])
+            self.curve[i].append([elapsed, float(m[esr_key]), None])
             if v < self.best[key]:
                 self.best[key] = v
                 self.best_state[key] = copy.deepcopy(pl_module.net.state_dict())
@@ -259,12 +324,13 @@ class _BudgetMethods:
 def print_table(rows: list[dict], title: str) -> None:
     cols = [("capture", "capture"), ("model", "model"), ("threads", "thr"), ("parameters", "params"),
             ("test_esr", "test ESR"), ("test_esr_pre", "ESR pre-emph"), ("samples_per_second", "samples/s"),
-            ("train_seconds", "train s"), ("wall_seconds", "wall s"), ("epochs", "epochs")]
+            ("train_seconds", "train s"), ("wall_seconds", "wall s"), ("epochs", "epochs"),
+            ("last_over_best", "last/best")]
 
     def fmt(k, v):
         if v is None:
             return "-"
-        if k in ("test_esr", "test_esr_pre"):
+        if k in ("test_esr", "test_esr_pre", "last_over_best"):
             return f"{v:.4g}"
         if k == "samples_per_second":
             return f"{v / 1e3:.0f}k"
@@ -291,7 +357,9 @@ def settings(args, load_log: list) -> dict:
     from importlib.metadata import version
 
     return {
-        "budget_seconds": args.budget, "capture_seconds": args.seconds, "captures": args.captures.split(","),
+        "budget_seconds": args.budget, "budget": "wall clock of the training loop, validation included, both tools",
+        "capture_seconds": args.seconds, "captures": [c["label"] for c in capture_specs(args)],
+        "pairs": str(args.pairs) if args.pairs else None, "targets": args.targets,
         "split": [0.7, 0.15, 0.15], "test_context_samples": args.context, "cpus": os.cpu_count(),
         "nam_version": version("neural-amp-modeler"), "lightning": version("pytorch-lightning"),
         "threads": "per row (torch.set_num_threads; ours via train.threads)",
@@ -303,27 +371,82 @@ def settings(args, load_log: list) -> dict:
     }
 
 
+def parse_targets(text: str) -> dict[str, int]:
+    """NAME:LATENCY,... or a TOML file (top level or [latency]) -> {name: latency}."""
+    if text.endswith(".toml"):
+        table = tomllib.loads(Path(text).read_text())
+        table = table.get("latency", table)
+        items = list(table.items())
+    else:
+        items = [tok.strip().partition(":")[::2] for tok in text.split(",") if tok.strip()]
+    out = {}
+    for name, lat in items:
+        if lat in ("", None):
+            raise SystemExit(f"error: --targets {name!r}: give its latency in samples, NAME:LATENCY")
+        out[str(name).removesuffix(".wav")] = int(lat)
+    return out
+
+
+def capture_specs(args) -> list[dict]:
+    """What to bench on, without loading audio: built-in captures, then --pairs targets."""
+    names = args.captures if args.captures is not None else ("" if args.pairs else "amp,cab")
+    specs = [{"label": c, "demo": c, "sets": [f"data.demo={c}", f"data.demo_seconds={args.seconds}"]}
+             for c in names.split(",") if c.strip() and c.strip() != "none"]
+    if args.pairs is not None:
+        if not args.targets:
+            raise SystemExit("error: --pairs needs --targets NAME:LATENCY,... (or a .toml)")
+        dry = (args.pairs / args.dry).resolve()
+        for name, lat in parse_targets(args.targets).items():
+            target = (args.pairs / f"{name}.wav").resolve()
+            for f in (dry, target):
+                if not f.exists():
+                    raise SystemExit(f"error: {f}: no such file")
+            specs.append({"label": name, "input": str(dry), "target": str(target), "latency": lat,
+                          "sets": [f'data.input="{dry}"', f'data.target="{target}"', f"data.latency={lat}"]})
+    elif args.targets:
+        raise SystemExit("error: --targets needs --pairs DIR")
+    return specs
+
+
+def load_capture(spec: dict, args) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned pair, as fxforge's training will see it."""
+    if "demo" in spec:
+        from fxforge.demo import demo_capture
+
+        pair = demo_capture(spec["demo"], args.seconds)
+    else:
+        from fxforge.audio import load_pair
+        from fxforge.config import load_config
+
+        cfg = load_config(ROOT / "configs" / "wave_lstm.toml", spec["sets"])
+        pair = load_pair(cfg.data)
+        assert pair.latency == spec["latency"], (pair.latency, spec)
+    return pair.x.astype(np.float32), pair.y.astype(np.float32)
+
+
+NAM_THREADS = {"nam-lstm": 1, "nam-wavenet": 2}
+
+
 def main() -> int:
     args = parse_args()
+    specs = capture_specs(args)
     try:
         import nam  # noqa: F401
         import pytorch_lightning  # noqa: F401
     except ImportError as exc:
         print(f"skipped: Neural Amp Modeler is not importable ({exc}); `pip install neural-amp-modeler` to run this")
         return 0
-    from fxforge.demo import demo_capture
-
     ours = our_configs()
-    default = [*ours, "nam-lstm", "nam-wavenet", "nam-wavenet@2"]
+    default = [*ours, "nam-lstm", "nam-wavenet"]
     wanted = args.models.split(",") if args.models else default
     plan = []
     for token in wanted:
         label, _, thr = token.strip().partition("@")
-        threads = int(thr or 1)
+        threads = int(thr) if thr else None  # None: the config's own (ours), NAM_THREADS (NAM's)
         stem, _, variant = label.partition(":")
         stem = stem.replace("-", "_") if stem not in ("nam-lstm", "nam-wavenet") else stem
         if stem in ("nam-lstm", "nam-wavenet"):
-            plan.append((stem, threads, None, []))
+            plan.append((stem, threads or NAM_THREADS[stem], None, []))
         elif stem in ours:
             plan.append((label.replace("-", "_", 1) if not variant else label, threads, ours[stem],
                          [v for v in variant.split(";") if v]))
@@ -338,31 +461,33 @@ def main() -> int:
             print(f"note: model {name!r} is registered but has no config in configs/; not benched")
 
     results, load_log = [], []
-    print(f"budget {args.budget:g} s per model, capture {args.seconds:g} s, captures {args.captures}, "
+    print(f"budget {args.budget:g} s wall clock per model, captures {', '.join(c['label'] for c in specs)}, "
           f"cpus {os.cpu_count()}, load {load()}")
-    for capture in args.captures.split(","):
-        pair = demo_capture(capture, args.seconds)
-        x, y = pair.x.astype(np.float32), pair.y.astype(np.float32)
+    for spec in specs:
+        capture = spec["label"]
+        x, y = load_capture(spec, args)
         n = len(x)
         a, b = int(n * 0.7), int(n * 0.85)  # fxforge.audio.PairedAudio.splits((0.7, 0.15, 0.15))
         spans = {"train": (0, a), "validation": (a, b), "test": (b, n)}
         for name, threads, config, variant in plan:
             before = load()
-            print(f"[{capture}] {name} ({threads} thread{'s' * (threads > 1)}) ... load {before}", flush=True)
+            print(f"[{capture}] {name} ({threads or 'config'} thread(s)) ... load {before}", flush=True)
             if config is None:
-                rows = run_nam(name, threads, args, x, y, spans)
+                rows = [{**r, "threads": threads} for r in run_nam(name, threads, args, x, y, spans)]
             else:
-                rows = [{"model": name, **run_ours(config, capture, args, threads, x, y, spans, variant)}]
+                rows = [{"model": name, **run_ours(config, spec, args, threads, x, y, spans, variant)}]
             after = load()
             for r in rows:
-                r.update({"capture": capture, "threads": threads, "load_before": before, "load_after": after})
+                r.update({"capture": capture, "load_before": before, "load_after": after})
+                if "latency" in spec:
+                    r["latency"] = spec["latency"]
                 results.append(r)
                 print(f"    {r['model']}: test ESR {r['test_esr']:.4g} / pre-emph {r['test_esr_pre']:.4g}, "
-                      f"{r['samples_per_second']} samples/s, {r['train_seconds']} s train, shift {r['best_shift']}",
-                      flush=True)
+                      f"{r['samples_per_second']} samples/s, {r['train_seconds']} s train, {r['wall_seconds']} s wall, "
+                      f"last/best {r['last_over_best']}, shift {r['best_shift']}", flush=True)
             load_log.append({"capture": capture, "model": name, "before": before, "after": after})
             write_results(args.name, {"settings": settings(args, load_log), "results": results})  # as it goes
-    title = f"test ESR after {args.budget:g} s of training ({args.seconds:g} s capture, 70/15/15 split)"
+    title = f"test ESR after {args.budget:g} s wall clock of training (70/15/15 split)"
     print_table(results, title)
     write_results(args.name, {"settings": settings(args, load_log), "results": results})
     return 0
