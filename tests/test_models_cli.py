@@ -69,7 +69,7 @@ def test_unsupported_wavenet_size_is_one_line(workdir):
     write_config(workdir, TINY.replace('name = "wave-lstm"\nhidden_size = 8', 'name = "wavenet"\npreset = "huge"'))
     out = run_cli("run", "run.toml", cwd=workdir)
     assert (out.returncode, out.stderr.strip()) == (
-        2, "error: run.toml: model: unknown preset 'huge' (one of: nano, lite, standard, large)")
+        2, "error: run.toml: model: unknown preset 'huge' (one of: nano, lite, standard, large, nam-wavenet)")
 
 
 def test_cabinet_run_exports_with_its_fir(workdir):
