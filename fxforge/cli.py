@@ -282,10 +282,10 @@ def export(ctx: typer.Context,
 
 
 def parse_options(args: list[str]) -> dict:
-    """['--out', 'x', '--build', '--name=A'] -> {'out': 'x', 'build': True, 'name': 'A'}."""
+    """['--out', 'x', '--build', '--name=A'] -> {'out': 'x', 'build': True, 'name': 'A'}; -o is --out."""
     options, i = {}, 0
     while i < len(args):
-        arg = args[i]
+        arg = "--out" if args[i] == "-o" else args[i]
         if not arg.startswith("--") or len(arg) < 3:
             raise FxforgeError(f"unexpected argument {arg!r} (exporter options look like --key value)")
         key, eq, value = arg[2:].partition("=")

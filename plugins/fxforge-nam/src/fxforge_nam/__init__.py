@@ -1,0 +1,1 @@
+"""fxforge exporter for Neural Amp Modeler: ``fxforge export nam RUN -o model.nam``."""
