@@ -169,8 +169,14 @@ def _toml_string(value) -> str:
 
 @app.command()
 def check(run_dir: Path = typer.Argument(..., help="a run directory"),
-          as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+          threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
     """Stress a trained model: loud DI, sines, a burst, DC and noise; float32 against float64."""
+    import torch
+
+    # One thread, as for process: a recurrent model steps sample by sample, and idle OpenMP
+    # workers spinning on a busy machine made this minutes instead of seconds.
+    torch.set_num_threads(threads)
     from .audio import load_pair
     from .runs import load_run
     from .stress import stress, warning
