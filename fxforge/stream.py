@@ -4,15 +4,20 @@ from __future__ import annotations
 import torch
 
 
+def map_state(state, fn):
+    """``fn`` applied to every tensor in a (nested tuple/list/dict) state."""
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(s, fn) for s in state)
+    if isinstance(state, dict):
+        return {k: map_state(v, fn) for k, v in state.items()}
+    return state
+
+
 def detach_state(state):
     """Detach every tensor in a (nested) state so TBPTT cuts the graph there."""
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(s) for s in state)
-    if isinstance(state, dict):
-        return {k: detach_state(v) for k, v in state.items()}
-    return state
+    return map_state(state, torch.Tensor.detach)
 
 
 @torch.no_grad()

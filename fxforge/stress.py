@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .stream import run_blocks
+from .stream import map_state, run_blocks
 
 SINE_HZ = (40, 82, 200, 1000, 5000)
 SINE_PEAKS = (0.1, 0.3, 0.6, 1.0)
@@ -63,23 +63,14 @@ def _probe_signals(sample_rate: int, di: Optional[np.ndarray]) -> list[tuple[str
     return out
 
 
-def _cast_state(state, dtype):
-    if isinstance(state, torch.Tensor):
-        return state.to(dtype) if state.is_floating_point() else state
-    if isinstance(state, (tuple, list)):
-        return type(state)(_cast_state(s, dtype) for s in state)
-    if isinstance(state, dict):
-        return {k: _cast_state(v, dtype) for k, v in state.items()}
-    return state
-
-
 def _run(model, signals: list[np.ndarray], dtype) -> list[np.ndarray]:
     """The signals as one zero-padded batch (each probe starts from the initial state)."""
     longest = max(len(s) for s in signals)
     batch = torch.zeros(len(signals), longest, 1, dtype=dtype)
     for i, s in enumerate(signals):
         batch[i, : len(s), 0] = torch.from_numpy(s)
-    state = _cast_state(model.initial_state(len(signals), torch.device("cpu")), dtype)
+    state = map_state(model.initial_state(len(signals), torch.device("cpu")),
+                      lambda t: t.to(dtype) if t.is_floating_point() else t)
     y, _ = run_blocks(model, batch, block=None, state=state)
     return [y[i, : len(s), 0].double().numpy() for i, s in enumerate(signals)]
 
