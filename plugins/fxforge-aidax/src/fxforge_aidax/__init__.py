@@ -1,0 +1,1 @@
+"""fxforge exporter for AIDA-X / RTNeural model JSON."""
