@@ -272,10 +272,22 @@ def export(ctx: typer.Context,
            run_dir: Path = typer.Argument(..., help="a run directory")):
     """Export a trained run: fxforge export juce RUN --out DIR [--build] [--verify].
 
-    Options after the run directory belong to the exporter; see `fxforge show exporter NAME`."""
+    Options after the run directory belong to the exporter; see `fxforge show exporter NAME`.
+    `fxforge export all RUN --out DIR [--force] [--verify]` runs every exporter that takes
+    part, and prints one line per format: written, or skipped and why."""
     from .config import validate
     from .runs import load_run
 
+    if exporter == "all":
+        from .exports import export_all
+
+        options = parse_options(ctx.args)
+        r = load_run(run_dir)
+        outcomes = export_all(r, _registry(), options, on_outcome=lambda o: err_console.print(
+            o.line(), markup=False, highlight=False, soft_wrap=True))
+        if any(o.status == "failed" for o in outcomes):
+            raise typer.Exit(1)
+        return
     spec = _registry().get("exporter", exporter)
     options = parse_options(ctx.args)
     r = load_run(run_dir)

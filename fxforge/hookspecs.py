@@ -56,6 +56,8 @@ def fxforge_register_exporters(register):
 
     ``export(run, config)`` receives a ``fxforge.Run`` (config, model, sample
     rate, summary) and the validated Config built from the CLI's options.
+    An exporter with ``out_name`` also runs in ``fxforge export all`` (the
+    name ``all`` is the CLI's and cannot be registered).
     """
 
 

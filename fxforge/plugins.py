@@ -137,6 +137,8 @@ def _spec_error(spec: Any, kind: str) -> str | None:
         return f"{kind} name {spec.name!r} is not a plain name (letters, digits, '-', '_')"
     if not (isinstance(spec.Config, type) and issubclass(spec.Config, BaseModel)):
         return f"{kind} '{spec.name}': Config must be a pydantic model class"
+    if kind == "exporter" and spec.name == "all":
+        return "exporter name 'all' is taken by `fxforge export all`"
     if kind in ("model", "scheduler") and not issubclass(spec.Config, ComponentConfig):
         return f"{kind} '{spec.name}': Config must subclass fxforge.ComponentConfig"
     if kind == "provider":

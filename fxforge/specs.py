@@ -101,13 +101,19 @@ class ExporterSpec:
 
     ``export(run, config)`` does the work; ``refuses(run)`` returns a one-line
     reason when it cannot export that run's model, else None. The CLI passes
-    ``--key value`` options to ``Config`` (dashes become underscores)."""
+    ``--key value`` options to ``Config`` (dashes become underscores).
+
+    ``out_name`` takes part in ``fxforge export all RUN --out DIR``: the name of
+    this exporter's output inside DIR (a file or a folder; ``{name}`` is the
+    run's name), handed to ``Config`` as ``out``, with ``force`` and ``verify``
+    when ``Config`` has them. None (the default) leaves it out of ``export all``."""
 
     name: str
     summary: str
     Config: type[BaseModel]
     export: Callable[[Any, Any], Any]
     refuses: Callable[[Any], Optional[str]] = lambda run: None
+    out_name: Optional[str] = None
     kind = "exporter"
 
 

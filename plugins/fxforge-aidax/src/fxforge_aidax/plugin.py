@@ -230,4 +230,5 @@ def fxforge_register_exporters(register):
         Config=AidaxConfig,
         export=export,
         refuses=refuses,
+        out_name="{name}.json",  # fxforge export all
     ))

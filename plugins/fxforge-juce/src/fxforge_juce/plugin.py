@@ -142,4 +142,5 @@ def fxforge_register_exporters(register):
         Config=JuceConfig,
         export=export,
         refuses=refuses,
+        out_name="{name}-juce",  # fxforge export all
     ))

@@ -260,4 +260,5 @@ def fxforge_register_exporters(register):
         Config=NamConfig,
         export=export,
         refuses=refuses,
+        out_name="{name}.nam",  # fxforge export all
     ))
