@@ -190,6 +190,9 @@ def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
                 notes.append(f"validation replicates differ: ESR {esr:.4f}")
     response = None
     if data.latency == "auto":
+        from .progress import phase
+
+        phase("aligning")
         response = align.estimate_response(x, y, sr_x, max_lag)
         blips = reamp.blip_latency(y, layout) if layout is not None else None
         if blips is not None:

@@ -297,6 +297,19 @@ def export(ctx: typer.Context,
     defaults = r.config.export.get(exporter, {}) if isinstance(r.config.export, dict) else {}
     cfg = validate(spec.Config, {**defaults, **options}, f"fxforge export {exporter}", "")
     spec.export(r, cfg)
+    _record_export(r.path, exporter, getattr(cfg, "out", None))
+
+
+def _record_export(run_dir: Path, exporter: str, out) -> None:
+    """exports.jsonl in the run: where its plugins went, for its report page."""
+    import time
+
+    try:
+        with open(Path(run_dir) / "exports.jsonl", "a") as f:
+            f.write(json.dumps({"exporter": exporter, "out": str(Path(out).resolve()) if out else None,
+                                "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    except OSError:  # a read-only run folder still exports
+        pass
 
 
 def parse_options(args: list[str]) -> dict:
@@ -360,6 +373,22 @@ def capture_signal_cmd(output: Path = typer.Argument(..., help="the reamp file t
     write_audio(output, capture_signal(seconds, sample_rate), sample_rate)
     console.print(f"wrote {output} ({seconds:g} s at {sample_rate} Hz): play it through your gear, record the "
                   f"output at the same rate, then: fxforge train {output} recorded.wav")
+
+
+@app.command()
+def report(path: Path = typer.Argument(..., help="a finished run directory, or a sweep directory"),
+           threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
+    """Write report.html: players for the test audio, a blind A/B/X test, figures; for a sweep,
+    a table of trials and players for the best ones."""
+    import torch
+
+    # One thread, as for process: the model runs over the whole test split.
+    torch.set_num_threads(threads)
+    from .report import write_report
+
+    _registry()
+    out = write_report(path)
+    console.print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB)", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

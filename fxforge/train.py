@@ -27,6 +27,7 @@ from .errors import FxforgeError
 from .losses import Loss, metrics
 from .plugins import get_registry
 from .runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
+from .progress import phase
 from .stream import detach_state, predict_clips
 
 log = logging.getLogger("fxforge")
@@ -174,7 +175,7 @@ class Trainer:
                         p.elapsed += spent
                         p.train_time += spent
                     p.batch += 1
-                    self.on_event("batch", {"step": p.step, "loss": loss, "epoch": p.epoch,
+                    self.on_event("batch", {"step": p.step, "loss": loss, "epoch": p.epoch, "samples": p.samples,
                                             "elapsed": p.elapsed, "lr": self.optimizer.param_groups[0]["lr"]})
                     if sigint["hit"]:
                         self.save_last()
@@ -279,6 +280,7 @@ class Trainer:
         return metrics(y_hat.cpu().reshape(1, -1, 1), y.reshape(1, -1, 1), self.cfg.train.loss.pre_emphasis)
 
     def validate(self, train_loss: float) -> None:
+        phase("validating")
         p = self.progress
         m = self.evaluate("validation")
         # Select on the figure the run is judged by: the same mix as the loss.
@@ -355,6 +357,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         start_weights = safe_load(checkpoint)
         if isinstance(start_weights, dict) and "progress" in start_weights:  # a last.pt: take its model
             start_weights = start_weights["model"]
+    phase("loading")
     audio = load_pair(cfg.data)
     trainer = Trainer(cfg, audio, on_event)
     check_splits(trainer, cfg.source)
@@ -374,6 +377,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     summary.update({"device": str(trainer.device), "latency_samples": audio.latency, "alignment": audio.alignment,
                     "notes": audio.notes})
     try:
+        phase("training")
         progress = trainer.fit()
     except Interrupted:
         summary["status"] = "interrupted"
@@ -385,6 +389,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         raise
     if not run.model_path.exists():
         raise FxforgeError(f"{run.path}: no validation finished, so there are no weights to test")
+    phase("testing")
     test = trainer.test()
     best = next((r for r in run.read_metrics() if r.get("best") and r["epoch"] == progress.best_epoch), {})
     summary.update({
@@ -399,6 +404,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     summary["input_peak"] = float(np.max(np.abs(audio.x)))
     summary["target_peak"] = float(np.max(np.abs(audio.y)))
     if cfg.train.stress:
+        phase("stress check")
         summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
     run.write_summary(summary)
     try:
@@ -407,6 +413,9 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         write_plots(run, trainer)
     except Exception as exc:  # plots are a convenience; never lose a finished run over them
         log.warning("could not draw plots: %s", exc)
+    from .report import report_at_end  # never raises: a page that fails is one warning
+
+    report_at_end(run, trainer, summary)
     return summary
 
 

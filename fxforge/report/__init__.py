@@ -261,6 +261,9 @@ def write_run_report(d: RunData) -> Path:
 
 def report_at_end(run: RunDir, trainer, summary: dict) -> Optional[Path]:
     """The end of a run: write the page; a failure is one warning, never a lost run."""
+    from ..progress import phase
+
+    phase("writing the report")
     try:
         return write_run_report(from_trainer(run, trainer, summary))
     except Exception as exc:  # the run is already saved; the page is a convenience
