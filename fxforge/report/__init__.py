@@ -78,6 +78,17 @@ def from_trainer(run: RunDir, trainer, summary: dict) -> RunData:
                    trainer.audio.response, trainer.audio.latency, _exports(run))
 
 
+def _find_recordings(data, run_path: Path) -> None:
+    """Relative recordings are where the run was started; from elsewhere, try the folder
+    that holds runs/<name>/<stamp> (where `fxforge run` puts a run by default)."""
+    started_in = run_path.resolve().parent.parent.parent
+    for key in ("input", "target"):
+        value = getattr(data, key, None)
+        if value is not None and not Path(value).is_absolute() and not Path(value).exists() \
+                and (started_in / value).exists():
+            setattr(data, key, started_in / value)
+
+
 def from_run_dir(path: Path | str) -> RunData:
     """A finished run from its folder: its config, best weights, and its recordings re-read and
     re-aligned as the run did (the test split is the same audio the run scored)."""
@@ -94,6 +105,7 @@ def from_run_dir(path: Path | str) -> RunData:
                            f"results to report yet")
     r = load_run(rd.path)
     cfg = r.config
+    _find_recordings(cfg.data, rd.path)
     try:
         pair = load_pair(cfg.data)
     except FxforgeError as exc:
