@@ -380,6 +380,9 @@ def report(path: Path = typer.Argument(..., help="a finished run directory, or a
            threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
     """Write report.html: players for the test audio, a blind A/B/X test, figures; for a sweep,
     a table of trials and players for the best ones."""
+    from .report import report_kind
+
+    report_kind(path)
     import torch
 
     # One thread, as for process: the model runs over the whole test split.

@@ -100,13 +100,11 @@ def test_report_command_rewrites_and_refuses(tiny, tmp_path):
     run_dir, _ = tiny
     page = run_dir / "report.html"
     page.unlink()
-    out = run_cli("report", run_dir, cwd=run_dir.parents[2])
-    assert out.returncode == 0, out.stderr
-    assert page.is_file() and page.stat().st_size < MAX_PAGE_BYTES
-    assert "report: " in out.stdout
     # from another folder: the relative recordings are found beside runs/
     out = run_cli("report", run_dir.resolve(), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    assert page.is_file() and page.stat().st_size < MAX_PAGE_BYTES
+    assert out.stdout.startswith(f"report: {page.resolve()}")
     for target in (tmp_path, tmp_path / "missing"):
         out = run_cli("report", target, cwd=tmp_path)
         assert out.returncode == 2
@@ -155,3 +153,26 @@ def test_page_in_headless_chromium(tiny, tmp_path):
         assert shots[name].is_file(), name
     assert _ink(shots["blank"]) < 0.001
     assert _ink(shots["report"]) > 0.03  # text, cards and the players above the fold
+
+
+def test_sweep_page(tiny, tmp_path):
+    """A sweep folder as fxforge sweep lays it out (sweep.json, <trial>/<stamp>/), from the tiny run."""
+    run_dir, _ = tiny
+    sweep = tmp_path / "sweeps" / "s"
+    for trial, esr in (("lr-0.01", None), ("lr-0.1", 0.9)):
+        copy = sweep / trial / run_dir.name
+        shutil.copytree(run_dir, copy)
+        if esr is not None:  # a worse trial: it sorts below
+            summary = json.loads((copy / "summary.json").read_text())
+            summary["test_esr"] = esr
+            (copy / "summary.json").write_text(json.dumps(summary))
+    (sweep / "sweep.json").write_text(json.dumps({"name": "s", "keys": ["optim.lr"], "trials": [
+        {"id": "lr-0.1", "overrides": {"optim.lr": 0.1}, "seed": 0},
+        {"id": "lr-0.01", "overrides": {"optim.lr": 0.01}, "seed": 0},
+        {"id": "lr-1", "overrides": {"optim.lr": 1}, "seed": 0}]}))
+    out = run_cli("report", sweep, cwd=run_dir.parents[2])
+    assert out.returncode == 0, out.stderr
+    text = (sweep / "report.html").read_text()
+    assert text.index("<td>lr-0.01</td>") < text.index("<td>lr-0.1</td>") < text.index("<td>lr-1</td>")
+    assert "not run" in text and 'href="lr-0.01/' in text
+    assert text.count('<audio class="clip"') == 6 and text.count('class="abx"') == 2

@@ -16,7 +16,6 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import FxforgeError
-from ..runs import RunDir, atomic_write_bytes, open_run
 
 log = logging.getLogger("fxforge")
 
@@ -95,7 +94,7 @@ def from_run_dir(path: Path | str) -> RunData:
     import torch
 
     from ..audio import load_pair
-    from ..runs import load_run
+    from ..runs import load_run, open_run
     from ..stream import predict_clips
 
     rd = open_run(path)
@@ -265,6 +264,8 @@ def write_run_report(d: RunData) -> Path:
     from .audio import make_clips
 
     clips, info = make_clips(d.x, d.y, d.y_hat, d.sample_rate)
+    from ..runs import atomic_write_bytes
+
     page = render(f"{d.summary.get('name', 'run')} – fxforge report", run_body(d, clips, info))
     path = d.run.path / REPORT_NAME
     atomic_write_bytes(path, page.encode("utf-8"))
@@ -283,15 +284,22 @@ def report_at_end(run: RunDir, trainer, summary: dict) -> Optional[Path]:
         return None
 
 
-def write_report(path: Path | str) -> Path:
-    """``fxforge report PATH``: a run folder or a sweep folder."""
+def report_kind(path: Path | str) -> str:
+    """'run' or 'sweep'; else a one-line error. Cheap: the command says no before torch loads."""
     path = Path(path)
     if not path.is_dir():
         raise FxforgeError(f"{path}: no such directory")
     if (path / "sweep.json").is_file():
-        from .sweep import write_sweep_report
-
-        return write_sweep_report(path)
+        return "sweep"
     if not (path / "summary.json").is_file() or not (path / "config.toml").is_file():
         raise FxforgeError(f"{path}: not a run or sweep directory (no summary.json and config.toml, no sweep.json)")
+    return "run"
+
+
+def write_report(path: Path | str) -> Path:
+    """``fxforge report PATH``: a run folder or a sweep folder."""
+    if report_kind(path) == "sweep":
+        from .sweep import write_sweep_report
+
+        return write_sweep_report(Path(path))
     return write_run_report(from_run_dir(path))

@@ -84,10 +84,11 @@ def encode(signal: np.ndarray, sample_rate: int) -> tuple[bytes, str]:
     return buf.getvalue(), "audio/flac"
 
 
-def make_clips(x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, sample_rate: int) -> tuple[list[Clip], dict]:
+def make_clips(x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, sample_rate: int, seconds: float = EXCERPT_SECONDS,
+               keys=("dry", "target", "model", "difference")) -> tuple[list[Clip], dict]:
     """Dry, target, model and difference over one excerpt. Target and model share one gain, so
     a level error of the model stays audible; the difference is raised to the target's loudness."""
-    seg = pick_excerpt(y, sample_rate)
+    seg = pick_excerpt(y, sample_rate, seconds)
     x, y, y_hat = (np.asarray(a[seg], dtype=np.float64) for a in (x, y, y_hat))
     diff = y - y_hat
     g_dry = _gain_to_peak(x)
@@ -101,6 +102,8 @@ def make_clips(x: np.ndarray, y: np.ndarray, y_hat: np.ndarray, sample_rate: int
     for key, label, sig, gain in (("dry", "Dry (the input DI)", x, g_dry), ("target", "Target (the gear)", y, g_pair),
                                   ("model", "Model", y_hat, g_pair),
                                   ("difference", "Difference (target − model)", diff, g_diff)):
+        if key not in keys:
+            continue
         data, mime = encode(sig * gain, sample_rate)
         uri = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
         clips.append(Clip(key, label, uri, mime, len(sig) / sample_rate, round(_db(gain), 1), len(data)))
