@@ -374,6 +374,39 @@ def test_wide_wavenet_allocates_nothing(tmp_path):
     assert _render_error(tmp_path, "wavenet-gated+cabinet", (64, 1024, 3), model=model) < 1e-4
 
 
+def test_non_finite_input_is_muted_and_resets_the_model(tmp_path):
+    """The render runs the model as the plugin does (processGuarded): a block holding NaN or Inf
+    comes out silent and the model restarts from its reset state, so what follows is exactly
+    PyTorch's output for the rest of the signal from a fresh state, with no NaN ever let out."""
+    rt, cxx = _rtneural_dir(), shutil.which("g++") or shutil.which("clang++")
+    if rt is None or cxx is None:
+        pytest.skip("needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)")
+    import numpy as np
+    from fxforge.stream import process
+
+    model = lively("lstm-2x8")
+    project = generate(fake_run(model_name="wave-lstm", model=model), JuceConfig(out=tmp_path / "p"))
+    exe = tmp_path / "render"
+    subprocess.run([cxx, "-O1", "-std=c++17", "-DRTNEURAL_USE_EIGEN=1", "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
+                    f"-I{project.dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
+                    f"-I{rt / 'modules/json'}", str(project.dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
+                   check=True)
+    torch.manual_seed(3)
+    x = (0.5 * torch.sin(torch.arange(4096) * 0.05) + 0.05 * torch.randn(4096)).to(torch.float32)
+    x[1000], x[2500] = float("nan"), float("inf")  # in blocks 960..1023 and 2496..2559 (64-sample blocks)
+    x.numpy().tofile(tmp_path / "in.f32")
+    subprocess.run([str(exe), str(project.dir / "Resources/model_weights.json"), str(tmp_path / "in.f32"),
+                    str(tmp_path / "out.f32"), "64"], check=True)
+    y = np.fromfile(tmp_path / "out.f32", np.float32)
+    assert np.isfinite(y).all()
+    assert not y[960:1024].any() and not y[2496:2560].any()
+    for start, stop in ((1024, 2496), (2560, 4096)):  # after each reset: PyTorch from a zero state
+        ref = process(model, x[start:stop], 64).numpy()
+        assert np.abs(ref).max() > 0.1
+        assert np.max(np.abs(y[start:stop] - ref)) < 1e-4
+    assert np.max(np.abs(y[:960] - process(model, x[:960], 64).numpy())) < 1e-4
+
+
 def _build_prerequisites() -> str | None:
     from fxforge_juce.build import find_juce_package
 

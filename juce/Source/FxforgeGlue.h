@@ -6,6 +6,8 @@
 #include <RTNeural/RTNeural.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 namespace fxforge
 {
@@ -60,4 +62,41 @@ private:
     int pos = 0;
     float pole = 0.0f, dcIn = 0.0f, dcOut = 0.0f;
 };
+
+/** True when no sample is NaN or Inf. A bit test (exponent all ones), so it still
+    holds where a compiler assumes finite floats (-ffast-math would fold std::isfinite). */
+inline bool allFinite (const float* x, int n) noexcept
+{
+    std::uint32_t all = 0;
+    for (int i = 0; i < n; ++i)
+    {
+        std::uint32_t bits;
+        std::memcpy (&bits, x + i, sizeof bits);
+        all |= (~bits & 0x7f800000u) == 0 ? 1u : 0u;
+    }
+    return all == 0;
+}
+
+/** The model over n samples of in to out (in may equal out), never passing NaN/Inf on:
+    where the input or the model's output holds one, the block's output is silence and
+    the model's state is reset (a recurrent state that took a NaN keeps it forever).
+    Returns false when it muted. */
+template <typename Model>
+inline bool processGuarded (Model& model, const float* in, float* out, int n) noexcept
+{
+    if (! allFinite (in, n))
+    {
+        model.reset();
+        std::memset (out, 0, sizeof (float) * (size_t) n);
+        return false;
+    }
+    model.process (in, out, n);
+    if (! allFinite (out, n))
+    {
+        model.reset();
+        std::memset (out, 0, sizeof (float) * (size_t) n);
+        return false;
+    }
+    return true;
+}
 } // namespace fxforge

@@ -2,6 +2,7 @@
 #include "PluginEditor.h"
 #include "FxforgeInfo.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace
@@ -122,10 +123,23 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
         for (int ch = 0; ch < numChannels; ++ch)
         {
             float* data = buffer.getWritePointer (ch, start);
+            // A NaN/Inf from the host would poison the dry path and the model's state:
+            // the chunk is muted and the model starts again from its reset state.
+            if (! fxforge::allFinite (data, n))
+            {
+                models[(size_t) ch]->reset();
+                std::fill (data, data + n, 0.0f);
+                continue;
+            }
             // The model runs on the whole chunk at once (WaveNet: matrix products over the block).
             for (int i = 0; i < n; ++i)
                 wetBuf[(size_t) i] = data[i] * inGainBuf[(size_t) i];
-            models[(size_t) ch]->process (wetBuf.data(), wetBuf.data(), n);
+            // Non-finite model output (or input gained past float range): muted, model reset.
+            if (! fxforge::processGuarded (*models[(size_t) ch], wetBuf.data(), wetBuf.data(), n))
+            {
+                std::fill (data, data + n, 0.0f);
+                continue;
+            }
             for (int i = 0; i < n; ++i)
             {
                 const float dry = data[i];

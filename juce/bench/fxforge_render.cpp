@@ -2,7 +2,8 @@
 // check of FxforgeModel.h against PyTorch without building the plugin. The audio
 // goes through the block API in place, in blocks cycling through the given sizes
 // (default 1, 17, 64, 512, 4096), so the parity covers block boundaries and the
-// chunking of long blocks.
+// chunking of long blocks. It runs the model through processGuarded, as the plugin
+// does: a block holding NaN/Inf comes out silent and resets the model.
 //   fxforge_render WEIGHTS.json IN.f32 OUT.f32 [block ...]
 #include <algorithm>
 #include <cstdio>
@@ -45,7 +46,7 @@ int main (int argc, char** argv)
     for (size_t start = 0, b = 0; start < audio.size(); ++b)
     {
         const size_t n = std::min ((size_t) sizes[b % sizes.size()], audio.size() - start);
-        model->process (audio.data() + start, audio.data() + start, (int) n);
+        fxforge::processGuarded (*model, audio.data() + start, audio.data() + start, (int) n); // as the plugin runs it
         start += n;
     }
 #ifdef EIGEN_RUNTIME_NO_MALLOC
