@@ -178,6 +178,15 @@ def _scale_html(esr: float | None) -> str:
             'Pre-emphasis (1 − 0.95 z⁻¹) weighs the highs, where the ear is sharper.</p>')
 
 
+def _figure(draw, *args) -> str | None:
+    """One figure that cannot be drawn leaves a page without it, not no page."""
+    try:
+        return draw(*args)
+    except Exception as exc:
+        log.warning("report: no %s figure (%s: %s)", draw.__name__.replace("_", " "), type(exc).__name__, exc)
+        return None
+
+
 def run_body(d: RunData, clips, clip_info) -> str:
     from . import figures
 
@@ -185,7 +194,8 @@ def run_body(d: RunData, clips, clip_info) -> str:
     word, meaning, colour = verdict(s.get("test_esr"))
     model_bytes = d.run.model_path.stat().st_size if d.run.model_path.exists() else 0
     lat = s.get("latency_samples", d.latency) or 0
-    method = (s.get("alignment") or {}).get("method", "")
+    # the built-in demo capture is generated aligned: no alignment, so no method
+    method = (s.get("alignment") or {}).get("method", "") or "none needed"
     n = min(len(d.y), len(d.y_hat))
     y, y_hat, x = d.y[:n], d.y_hat[:n], d.x[:n]
     seg = slice(int(clip_info["start_seconds"] * sr), int((clip_info["start_seconds"] + clip_info["seconds"]) * sr))
@@ -224,18 +234,22 @@ def run_body(d: RunData, clips, clip_info) -> str:
         "<h2>Figures</h2><div class=\"figs\">",
     ]
     figs = [
-        (figures.learning_curves(d.metrics), "Learning curves: training loss and validation ESR against training time."),
-        (figures.waveform(x, y, y_hat, sr), "Waveform overlay: the loudest 30 ms of the test split."),
-        (figures.spectra(y, y_hat, sr), "Spectra (Welch) of target, model and their difference over the test split."),
-        (figures.difference_spectrogram(y[seg], y_hat[seg], sr), "Spectrogram of the difference over the excerpt."),
-        (figures.impulse_response(d.response, lat, sr),
+        (_figure(figures.learning_curves, d.metrics),
+         "Learning curves: training loss and validation ESR against training time."),
+        (_figure(figures.waveform, x, y, y_hat, sr), "Waveform overlay: the loudest 30 ms of the test split."),
+        (_figure(figures.spectra, y, y_hat, sr),
+         "Spectra (Welch) of target, model and their difference over the test split."),
+        (_figure(figures.difference_spectrogram, y[seg], y_hat[seg], sr),
+         "Spectrogram of the difference over the excerpt."),
+        (_figure(figures.impulse_response, d.response, lat, sr),
          f"Estimated impulse response of the pair and the latency found: {lat} samples ({method})."),
     ]
     for uri, caption in figs:
         if uri:
             parts.append(f'<figure><img alt="{_e(caption)}" src="{uri}"><figcaption>{_e(caption)}</figcaption></figure>')
     if d.response is None:
-        parts.append(f'<p class="note">No impulse response: the latency was {"set in the config" if method == "fixed" else "not estimated"} '
+        why = {"fixed": "the latency was set in the config", "none needed": "the pair needed no alignment"}
+        parts.append(f'<p class="note">No impulse response: {why.get(method, "the latency was not estimated")} '
                      f'({lat} samples).</p>')
     parts.append("</div>")
     notes = list(s.get("notes") or []) + list(s.get("rollback_notes") or [])
