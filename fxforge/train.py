@@ -359,6 +359,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
             start_weights = start_weights["model"]
     phase("loading")
     audio = load_pair(cfg.data)
+    phase("building the model")
     trainer = Trainer(cfg, audio, on_event)
     check_splits(trainer, cfg.source)
     if start_weights is not None:
