@@ -436,7 +436,7 @@ def test_build_and_verify_plugin(tmp_path):
     out = tmp_path / "Plug"
     for key, (name, _, section) in EXPORTABLE.items():
         run = make_run_dir(tmp_path / key, lively(key), f'name = "{name}"\n{section}')
-        args = ["export", "juce", run, "--out", out, "--name", "Fxforge Verify", "--formats", "VST3", "--verify"]
+        args = ["export", "juce", run, "--out", out, "--name", "Fxforge Verify", "--formats", "VST3,LV2", "--verify"]
         if os.environ.get("FXFORGE_JUCE_DIR"):
             args += ["--juce-dir", os.environ["FXFORGE_JUCE_DIR"]]
         r = cli(*args, timeout=1800)
@@ -445,6 +445,13 @@ def test_build_and_verify_plugin(tmp_path):
         assert "verify ok" in r.stderr, key
         for block in ("1", "17", "64", "512", "4096"):
             assert re.search(rf"│\s+{block} │", r.stderr), (key, block)
+        assert "guitar-like DI peaking at" in r.stderr, key
+        assert "the model's own float32 vs float64" in r.stderr or "numerically sensitive on this input (from" in r.stderr
+        for probe in ("110 Hz burst, then silence", "loud low E (+6 dB), then silence"):
+            assert re.search(rf"probe {re.escape(probe)}: input -?[\d.]+ dBFS, output peak -?[\d.]+ dBFS, "
+                             r"(\d+ ms to -80 dBFS|never below -80 dBFS)", r.stderr), (key, probe)
+        if shutil.which("lv2file"):
+            assert re.search(r"LV2 in lv2file: max abs error", r.stderr), key
 
     # The parameters do what they say, and the host can save and restore them.
     import numpy as np
@@ -464,3 +471,27 @@ def test_build_and_verify_plugin(tmp_path):
     plugin.mix, plugin.output_db = 80.0, 0.0
     plugin.raw_state = saved
     assert abs(plugin.mix - 37.0) < 0.1 and abs(plugin.output_db + 6.0) < 0.1
+
+    # NaN or Inf from the host: that chunk is silent, the model restarts, nothing non-finite comes out.
+    plugin.mix, plugin.output_db = 100.0, 0.0
+    bad = x.copy()
+    bad[0, 1000], bad[1, 3000] = np.nan, np.inf
+    y = plugin.process(bad, SR, buffer_size=512, reset=True)
+    assert np.isfinite(y).all()
+    assert not y[0, 512:1024].any() and not y[1, 2560:3072].any()  # the host's 512-sample blocks holding them
+    clean = plugin.process(x, SR, buffer_size=512, reset=True)
+    assert np.array_equal(y[0, :512], clean[0, :512]) and np.abs(y[0, 1024:]).max() > 1e-3  # plays on
+    plugin.input_db = 24.0  # gained past float range inside the plugin: muted, not Inf
+    assert np.isfinite(plugin.process((1e38 * x).astype(np.float32), SR, buffer_size=512, reset=True)).all()
+
+    # The LV2 declares absolute IRIs only (lilv refuses a plugin or UI at a relative one) and loads in lilv.
+    from fxforge_juce.build import lv2_uris
+
+    bundle = next((tmp_path / "Plug" / "build").glob("FxforgePlugin_artefacts/Release/LV2/*.lv2"))
+    assert lv2_uris(bundle) == []
+    manifest = (bundle / "manifest.ttl").read_text()
+    assert "<https://fxforge.fxforge.invalid/plugins/fxforge-verify>" in manifest
+    if shutil.which("lv2info"):
+        info = subprocess.run(["lv2info", "https://fxforge.fxforge.invalid/plugins/fxforge-verify"], capture_output=True,
+                              text=True, env={**os.environ, "LV2_PATH": str(bundle.parent)})
+        assert info.returncode == 0 and "Fxforge Verify" in info.stdout, info.stdout + info.stderr

@@ -122,14 +122,17 @@ def export(run, config: JuceConfig):
             raise FxforgeError("--verify hosts the VST3 with pedalboard: pip install pedalboard") from None
     artifacts = build_project(project.dir, config, console=console)
     if config.verify:
-        from fxforge.stream import process
-
-        errors = verify_plugin(artifacts["VST3"], lambda x, block: process(run.model, x, block),
-                               project.sample_rate, console=console)
-        worst = max(errors.values())
-        if worst > config.tolerance:
-            console.print(f"[red]verify failed: max abs error {worst:.3g} > {config.tolerance:g}[/red]")
+        s = getattr(run, "summary", None) or {}
+        result = verify_plugin(artifacts["VST3"], run.model, project.sample_rate, console=console,
+                               input_peak=s.get("input_peak"), tolerance=config.tolerance, lv2=artifacts.get("LV2"))
+        if not result.passed(config.tolerance):
+            worst = max(result.errors.values())
+            why = (f"max abs error {worst:.3g} > {config.tolerance:g}" if worst > config.tolerance
+                   else "non-finite output on a probe" if not all(p["finite"] for p in result.probes)
+                   else f"the LV2 in lv2file: {result.lv2.get('skipped') or result.lv2.get('error')}")
+            console.print(f"[red]verify failed: {why}[/red]")
             raise SystemExit(1)
+        worst = max(result.errors.values())
         console.print(f"[green]verify ok: max abs error {worst:.3g} <= {config.tolerance:g}[/green]")
     return project
 
