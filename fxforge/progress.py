@@ -54,6 +54,9 @@ class TrainingDisplay:
         self.best_pre = math.inf
         self.window: deque = deque()
         self.last_plain = 0.0
+        # Plain phase lines before training starts wait for it: a run refused while loading
+        # prints its one-line error and nothing else.
+        self.pending: list[str] | None = []
 
     def __enter__(self):
         if self.live:
@@ -89,13 +92,19 @@ class TrainingDisplay:
         self.phase = name
         self._refresh(1.0 if name == "writing the report" else None)
         if name not in ("validating", "training") or self.status == "":
-            self._plain(f"{name}...")
+            if self.pending is not None:
+                self.pending.append(f"{name}...")
+            else:
+                self._plain(f"{name}...")
 
     # -- the training loop's events --------------------------------------------
     def event(self, kind: str, info: dict) -> None:
         if kind == "start":
             self.total = max(1, info["total_steps"])
             self.budget = info["time_budget"]
+            for line in self.pending or []:
+                self._plain(line)
+            self.pending = None
         elif kind == "batch":
             now = time.monotonic()
             self.window.append((now, info.get("samples", 0)))
