@@ -126,6 +126,21 @@ def parse_duration(v: Any) -> Optional[float]:
     raise ValueError(f"must be a duration like '90s', '15m', '1h30m' or 'none' (got {v!r})")
 
 
+class StabilityConfig(Section):
+    """Penalties that keep a stateful model stable beyond the capture's level (fxforge.stability):
+    on a stream of stress inputs (the training input up to ``gain_db`` louder, low sines up to full
+    scale, silences) a nearby state must not drift away, the output must stay near the target's
+    peak, and it must fall silent after the input stops. Zero on a model that already behaves."""
+
+    enabled: bool = Field(True, description="run the stress stream beside training")
+    every: int = Field(2, gt=0, description="add the penalty every this many updates")
+    rows: int = Field(4, gt=0, description="stress signals run in parallel")
+    gain_db: float = Field(12.0, ge=0, description="the training input is replayed up to this much louder")
+    contraction: float = Field(0.01, ge=0, description="weight of a nearby state's growth (log of the distance ratio)")
+    level: float = Field(1.0, ge=0, description="weight of output beyond 1.2x the target's peak")
+    silence: float = Field(0.01, ge=0, description="weight of output above -80 dBFS 0.1 s into silence (in decades)")
+
+
 class TrainConfig(Section):
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(32, gt=0)
@@ -137,6 +152,7 @@ class TrainConfig(Section):
     val_clip_seconds: float = Field(2.0, gt=0, description="validation/test audio is run as clips this long, in parallel")
     patience: Optional[int] = Field(None, gt=0, description="stop after this many validations without improvement")
     stress: bool = Field(True, description="run the stress probes on the finished model (fxforge check)")
+    stability: StabilityConfig = Field(default_factory=StabilityConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
 
     @field_validator("time_budget", mode="before")

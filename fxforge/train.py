@@ -121,11 +121,21 @@ class Trainer:
         self.progress = Progress()
         self.rollback_messages: list[str] = []
         self.sr = audio.sample_rate
+        self.stability = None
+        if cfg.train.stability.enabled:
+            from .stability import StabilityPenalty
+
+            stability = StabilityPenalty(self.model, cfg.train.stability, splits["train"][0], self.split["train"][1],
+                                         self.sr, cfg.seed, self.device)
+            self.stability = stability if stability.active else None
 
     # -- state -------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "progress": asdict(self.progress), "format": 1}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "progress": asdict(self.progress), "format": 1}
+        if self.stability is not None:
+            state["stability"] = self.stability.state_dict()
+        return state
 
     def load_state(self, path: Path) -> None:
         ckpt = safe_load(path)
@@ -134,6 +144,8 @@ class Trainer:
         load_weights(self.model, ckpt["model"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.progress = Progress(**ckpt["progress"])
+        if self.stability is not None and "stability" in ckpt:
+            self.stability.load_state_dict(ckpt["stability"])
 
     def save_last(self) -> None:
         atomic_save(self.state_dict(), self.run.last_path)
@@ -155,6 +167,8 @@ class Trainer:
         per_epoch = sum(self.updates_in(xb.shape[1]) for xb, _ in first) or 1
         total_steps = per_epoch * t.epochs
         self.on_event("start", {"total_steps": total_steps, "step": p.step, "time_budget": t.time_budget})
+        if t.time_budget and not p.val_seconds:
+            p.val_seconds = self._estimate_validation()
         good = self._snapshot()
         loss = math.nan
         with _catch_sigint() as sigint:
@@ -200,6 +214,18 @@ class Trainer:
                     self.save_last()
         return p
 
+    def _estimate_validation(self) -> float:
+        """Seconds a validation will take, from one clip of it: until the first one is timed, the
+        wall-clock budget still keeps room for the last validation and the test."""
+        x, _ = self.split["validation"]
+        clip = int(self.cfg.train.val_clip_seconds * self.sr)
+        head = x[: max(1, min(x.numel(), clip))].to(self.device)
+        started = time.perf_counter()
+        self.model.eval()
+        with torch.no_grad():
+            predict_clips(self.model, head, clip, context=max(self.cfg.train.warmup, 2048))
+        return (time.perf_counter() - started) * max(1.0, x.numel() / head.numel())
+
     def _snapshot(self) -> dict:
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
 
@@ -212,6 +238,8 @@ class Trainer:
                                f"(try a lower optim.lr)")
         self.model.load_state_dict(good["model"])
         self.optimizer.load_state_dict(good["optimizer"])
+        if self.stability is not None:  # its stream may have diverged with the model
+            self.stability.reset(self.model)
         p.rollbacks += 1
         p.lr_factor *= 0.5
         message = (f"{why}: rolled back to the last good state (epoch {p.epoch}) with the learning rate "
@@ -257,10 +285,13 @@ class Trainer:
             loss = self.loss_fn(y_hat, yb[:, start:stop])
             if regulariser is not None and (penalty := regulariser()) is not None:
                 loss = loss + penalty
-            if not torch.isfinite(loss.detach()):
-                raise _Diverged(f"training diverged (loss is {loss.item()}) at epoch {p.epoch + 1}, step {p.step}")
+            total = loss
+            if self.stability is not None and p.step % t.stability.every == 0:
+                total = loss + self.stability(self.model, stop - start)
+            if not torch.isfinite(total.detach()):
+                raise _Diverged(f"training diverged (loss is {total.item()}) at epoch {p.epoch + 1}, step {p.step}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             if self.cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
             self.optimizer.step()
@@ -392,7 +423,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         raise FxforgeError(f"{run.path}: no validation finished, so there are no weights to test")
     phase("testing")
     test = trainer.test()
-    best = next((r for r in run.read_metrics() if r.get("best") and r["epoch"] == progress.best_epoch), {})
+    # The last improvement is the best (a budget's final validation may repeat an epoch number).
+    best = next((r for r in reversed(run.read_metrics()) if r.get("best")), {})
     summary.update({
         "status": "finished", "run_dir": str(run.path), "epochs": progress.epoch, "steps": progress.step,
         "train_seconds": round(progress.train_time, 2), "wall_seconds": round(time.perf_counter() - wall_started, 2),

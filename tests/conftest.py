@@ -68,6 +68,7 @@ tbptt = 1024
 warmup = 256
 val_clip_seconds = 0.5
 stress = false       # the stress probes cost seconds a run; tests/test_stress.py runs them
+stability.enabled = false  # the stress stream slows training; tests/test_stability.py runs it
 """
 
 

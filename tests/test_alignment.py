@@ -102,7 +102,7 @@ def test_capture_signal_round_trip_through_the_cli(tmp_path):
     (tmp_path / "run.toml").write_text(
         'name = "cs"\n[data]\ninput = "reamp.wav"\ntarget = "recorded.wav"\nsegment = 4096\n'
         '[model]\nname = "wave-lstm"\nhidden_size = 4\n[train]\nepochs = 1\nbatch_size = 8\n'
-        'tbptt = 1024\nwarmup = 256\nval_clip_seconds = 0.5\nstress = false\n')
+        'tbptt = 1024\nwarmup = 256\nval_clip_seconds = 0.5\nstress = false\nstability.enabled = false\n')
     out = run_cli("run", "run.toml", "--set", "data.fraction=0.05", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (tmp_path / "runs" / "cs").iterdir()

@@ -1,0 +1,117 @@
+"""Training that keeps a model stable beyond its capture's level (fxforge.stability): the
+penalties find a drifting state, a DC in silence and a too-loud output, cost nothing on a
+model that behaves, and a run with them resumes exactly."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, dry, run_cli, write_config
+from fxforge.config import StabilityConfig
+from fxforge.stability import StabilityPenalty, batch_dims
+
+SR = 8000
+
+
+class Leaky(torch.nn.Module):
+    """y_t = a * s_t + bias, s_t = r * s_{t-1} + x_t: contractive for |r| < 1, drifting beyond."""
+
+    def __init__(self, r: float, bias: float = 0.0):
+        super().__init__()
+        self.r = torch.nn.Parameter(torch.tensor(r))
+        self.bias = torch.nn.Parameter(torch.tensor(bias))
+
+    def initial_state(self, batch, device=None):
+        return torch.zeros(batch, 1, device=device)
+
+    def forward(self, x, state):
+        outs, s = [], state
+        for t in range(x.shape[1]):
+            s = self.r * s + x[:, t]
+            outs.append(0.1 * s + self.bias)
+        return torch.stack(outs, 1), s
+
+
+def penalty_for(model, **weights):
+    cfg = StabilityConfig(rows=2, **weights)
+    x = dry(2, seed=3)[: 2 * SR]
+    return StabilityPenalty(model, cfg, x, torch.from_numpy(x), SR, seed=0, device=torch.device("cpu"))
+
+
+def test_a_contractive_model_pays_nothing():
+    model = Leaky(0.5)
+    stab = penalty_for(model, contraction=1.0, level=1.0, silence=1.0)
+    total = sum(float(stab(model, 256).detach()) for _ in range(20))
+    assert total == 0.0
+
+
+def test_a_drifting_state_is_penalised_and_the_penalty_pulls_it_back():
+    model = Leaky(1.02)  # every perturbation grows 2% a sample
+    stab = penalty_for(model, contraction=1.0, level=0.0, silence=0.0)
+    first = stab(model, 64)
+    assert float(first) > 0.5 and stab.last["growth"] > 0.5
+    first.backward()
+    assert model.r.grad > 0  # gradient descent lowers r, towards contraction
+
+
+def test_a_dc_in_silence_is_trained_away():
+    model = Leaky(0.5, bias=0.01)  # -40 dBFS in silence
+    stab = penalty_for(model, contraction=0.0, level=0.0, silence=1.0)
+    opt = torch.optim.Adam([model.bias], lr=5e-4)
+    for step in range(120):
+        if step == 80:  # Adam circles the optimum by about its learning rate: settle
+            opt.param_groups[0]["lr"] = 5e-5
+        opt.zero_grad()
+        stab(model, 512).backward()
+        opt.step()
+    assert abs(float(model.bias)) < 1e-3
+
+
+@pytest.mark.parametrize("model", [
+    'name = "wave-lstm"\nhidden_size = 8', 'name = "gru"\nhidden_size = 8',
+    'name = "wave-lstm"\nhidden_size = 8\n[model.cabinet]\ntaps = 64',
+    'name = "wavenet"\npreset = "nano"\nmax_dilation = 64'], ids=["lstm", "gru", "lstm+cabinet", "wavenet"])
+def test_every_builtin_model_can_be_stress_trained(workdir, model):
+    """Each built-in's state is found along its batch dimension, and one penalty step runs,
+    finite, with a gradient for the model."""
+    from fxforge.config import load_config
+    from fxforge.runs import build_model
+
+    write_config(workdir, TINY.replace('name = "wave-lstm"\nhidden_size = 8', model))
+    cfg = load_config(workdir / "run.toml")
+    net = build_model(cfg, SR)
+    assert batch_dims(net, torch.device("cpu"))
+    stab = penalty_for(net)
+    assert stab.active
+    penalty = stab(net, 256)
+    assert torch.isfinite(penalty)
+    penalty.backward()  # a graph reaches the parameters (possibly all-zero where nothing misbehaves)
+
+
+def test_a_run_with_the_stress_stream_resumes_exactly(workdir):
+    sets = ["--set", "train.epochs=4", "--set", "train.stability.enabled=true"]
+    out = run_cli("run", "run.toml", *sets, "--runs-dir", "whole", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    (whole,) = (workdir / "whole" / "tiny").iterdir()
+    a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
+    assert set(a["stability"]) == {"pos", "state", "twin"} and a["stability"]["pos"] > 0
+    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *sets, "--runs-dir", "cut"],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(workdir.glob("cut/tiny/*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    (cut,) = (workdir / "cut" / "tiny").iterdir()
+    out = run_cli("run", "--resume", cut.relative_to(workdir), cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    b = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)
+    assert a["progress"]["step"] == b["progress"]["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
