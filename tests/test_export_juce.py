@@ -478,7 +478,7 @@ def test_build_and_verify_plugin(tmp_path):
     bad[0, 1000], bad[1, 3000] = np.nan, np.inf
     y = plugin.process(bad, SR, buffer_size=512, reset=True)
     assert np.isfinite(y).all()
-    assert not y[0, 512:1024].any() and not y[1, 2560:3072].any()  # the host's 512-sample blocks holding them
+    assert not y[0, 768:1024].any() and not y[1, 2816:3072].any()  # the plugin's 256-sample chunks holding them
     clean = plugin.process(x, SR, buffer_size=512, reset=True)
     assert np.array_equal(y[0, :512], clean[0, :512]) and np.abs(y[0, 1024:]).max() > 1e-3  # plays on
     plugin.input_db = 24.0  # gained past float range inside the plugin: muted, not Inf
