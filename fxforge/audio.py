@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from . import align, reamp
+from .dsp import resample  # noqa: F401  (fxforge.audio.resample, as before)
+from .pair import PairedAudio  # noqa: F401  (fxforge.audio.PairedAudio, as before)
 from .errors import FxforgeError
 
 log = logging.getLogger("fxforge")
@@ -24,32 +24,6 @@ SILENCE_PEAK = 1e-5  # -100 dBFS: below this a recording holds nothing to learn 
 _TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # A target whose correlation peaks this far before the input leads it: swapped files.
 MIN_LEAD = 16
-
-
-@dataclass
-class PairedAudio:
-    """Aligned mono input/target at one sample rate (float32 numpy arrays)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    sample_rate: int
-    latency: int = 0
-    notes: list[str] = field(default_factory=list)
-    alignment: dict = field(default_factory=dict)   # how the latency was found, for the summary
-    response: Optional["align.Response"] = None     # the estimated linear response, for the plots
-
-    def splits(self, fractions, fraction: float = 1.0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Contiguous time splits, never shuffled across the boundaries.
-        ``fraction`` keeps the first part of the training split only."""
-        n = len(self.x)
-        a = int(n * fractions[0])
-        b = int(n * (fractions[0] + fractions[1]))
-        train_end = max(1, int(a * fraction))
-        return {
-            "train": (self.x[:train_end], self.y[:train_end]),
-            "validation": (self.x[a:b], self.y[a:b]),
-            "test": (self.x[b:], self.y[b:]),
-        }
 
 
 def read_audio(path: Path, channel: int | None = None, option: str = "data.channel") -> tuple[np.ndarray, int]:
@@ -90,12 +64,6 @@ def read_audio(path: Path, channel: int | None = None, option: str = "data.chann
 def check_not_silent(signal: np.ndarray, what: str) -> None:
     if signal.size == 0 or float(np.max(np.abs(signal))) < SILENCE_PEAK:
         raise FxforgeError(f"{what}: is silent (peak below -100 dBFS)")
-
-
-def resample(signal: np.ndarray, orig: int, new: int) -> np.ndarray:
-    import torchaudio.functional as AF
-
-    return AF.resample(torch.from_numpy(signal), orig, new).numpy()
 
 
 def _cross_correlation(x: np.ndarray, y: np.ndarray, seconds: int) -> tuple[torch.Tensor, float]:

@@ -39,7 +39,7 @@ def _global(verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="
 
 
 def _registry():
-    from .plugins import get_registry
+    from .registry import get_registry
 
     reg = get_registry()
     for problem in reg.problems:
@@ -49,7 +49,7 @@ def _registry():
 
 
 def _kind(kind: str) -> str:
-    from .plugins import KINDS
+    from .registry import KINDS
 
     k = kind[:-1] if kind.endswith("s") else kind
     if k not in KINDS:

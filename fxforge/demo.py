@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pedalboard as pb
 
-from .audio import PairedAudio
-from .config import DEMO_KINDS
+from .pair import PairedAudio
+from .schema import DEMO_KINDS
 
 SAMPLE_RATE = 48_000
 # Open strings of a guitar in standard tuning, as MIDI notes.

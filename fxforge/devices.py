@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .errors import FxforgeError
-from .plugins import get_registry
+from .registry import get_registry
 
 
 def resolve_device(name: str, where: str = "train.device") -> torch.device:

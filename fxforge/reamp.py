@@ -171,7 +171,7 @@ def capture_signal(seconds: float = 180.0, sample_rate: int = 48_000, seed: int 
     out[p0:p1] = np.clip(playing * envelope, -1.0, 1.0)
     out[len(out) - len(validation):] = validation
     if sample_rate != SAMPLE_RATE:  # the blips stay single samples at their positions
-        from .audio import resample
+        from .dsp import resample
 
         blips = [s(t) for t in BLIPS_S]
         out[blips] = 0.0

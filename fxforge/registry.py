@@ -142,7 +142,7 @@ def _spec_error(spec: Any, kind: str) -> str | None:
     if kind in ("model", "scheduler") and not issubclass(spec.Config, ComponentConfig):
         return f"{kind} '{spec.name}': Config must subclass fxforge.ComponentConfig"
     if kind == "provider":
-        from .config import DataConfig
+        from .schema import DataConfig
         if not issubclass(spec.Config, DataConfig):
             return f"provider '{spec.name}': Config must subclass fxforge.DataConfig"
     return None

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -177,6 +178,30 @@ class Run:
     summary: dict
 
 
+# A run folder's name: its start time, and a counter where two started in the same second.
+RUN_STAMP = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
+
+
+def runs_in(folder: Path) -> list[Path]:
+    """The run directories directly under ``folder`` (a run name's or a sweep trial's), newest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = RUN_STAMP.match(p.name)
+        if m and (p / "config.toml").is_file():
+            found.append(((m.group(1), int(m.group(2) or 1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def read_summary(run: Path) -> dict:
+    """A run's summary.json, or {} where it has none yet (or it is unreadable)."""
+    try:
+        return json.loads((run / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def open_run(path: Path | str) -> RunDir:
     path = Path(path)
     if not path.is_dir():
@@ -187,7 +212,7 @@ def open_run(path: Path | str) -> RunDir:
 
 
 def build_model(cfg: RunConfig, sample_rate: int) -> torch.nn.Module:
-    from .plugins import get_registry
+    from .registry import get_registry
 
     spec = get_registry().get("model", cfg.model.name, where=f"{cfg.source}: model.name")
     model = spec.build(cfg.model, sample_rate)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from .cabinet import CabinetConfig
+from .schema import CabinetConfig
 
 
 class ComponentConfig(BaseModel):

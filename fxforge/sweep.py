@@ -50,13 +50,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .config import RUN_NAME, RunConfig, apply_sets, config_from_dict, load_config, parse_set, read_toml, set_path, validate
 from .errors import FxforgeError
-from .runs import atomic_write_bytes
+from .runs import atomic_write_bytes, read_summary, runs_in
 from .train import Interrupted
 
 log = logging.getLogger("fxforge")
 
 RAY_HINT = "pip install 'fxforge[ray]'"
-_STAMP = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
 _SENTINEL = "\x00where\x00"
 
 
@@ -227,7 +226,7 @@ def _drop_foreign(doc: dict, overrides: dict, registry=None) -> None:
     """A trial that switches a component (scheduler.name = "constant" on a cosine
     base) drops the keys the base gave the old one that the new one does not
     take (cosine's floor); the trial's own overrides are always kept."""
-    from .plugins import get_registry
+    from .registry import get_registry
 
     reg = registry or get_registry()
     for section, (kind, key) in _COMPONENTS.items():
@@ -376,25 +375,6 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
 
 # -- state on disk -----------------------------------------------------------------
 
-def _runs_of(trial_dir: Path) -> list[Path]:
-    """The trial's run directories, newest first."""
-    if not trial_dir.is_dir():
-        return []
-    found = []
-    for p in trial_dir.iterdir():
-        m = _STAMP.match(p.name)
-        if m and (p / "config.toml").is_file():
-            found.append(((m.group(1), int(m.group(2) or 1)), p))
-    return [p for _, p in sorted(found, reverse=True)]
-
-
-def _summary(run: Path) -> dict:
-    try:
-        return json.loads((run / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def _same_config(run: Path, cfg: RunConfig) -> bool:
     try:
         return load_config(run / "config.toml").to_dict() == cfg.to_dict()
@@ -405,11 +385,11 @@ def _same_config(run: Path, cfg: RunConfig) -> bool:
 def trial_state(trial: Trial, sweep_dir: Path) -> tuple[str, Optional[Path], str]:
     """('done', run) when a run with this exact config finished; ('resume', run) when
     one stopped with a checkpoint; else ('new', None)."""
-    runs = _runs_of(sweep_dir / trial.id)
+    runs = runs_in(sweep_dir / trial.id)
     for run in runs:
         if not _same_config(run, trial.cfg):
             continue
-        status = _summary(run).get("status")
+        status = read_summary(run).get("status")
         if status == "finished":
             return "done", run, ""
         if status in ("running", "interrupted") and (run / "checkpoints" / "last.pt").is_file():
@@ -430,7 +410,7 @@ def _record(plan: Plan, trial: Trial, result: dict, resumed: Optional[Path], bef
     tdir = plan.dir / trial.id
     tdir.mkdir(parents=True, exist_ok=True)
     meta = _trial_meta(tdir)
-    made = [r for r in _runs_of(tdir) if r not in before]
+    made = [r for r in runs_in(tdir) if r not in before]
     run = resumed or (made[0] if made else None)
     entry = meta.setdefault("runs", {}).setdefault(run.name if run else "-", {"wall_seconds": 0.0})
     entry["wall_seconds"] = round(entry.get("wall_seconds", 0.0) + result.get("wall_seconds", 0.0), 2)
@@ -508,7 +488,7 @@ def _run_local(plan: Plan, todo: list[Trial], console, verbose: int, ray: Option
 
     for n, trial in enumerate(todo, 1):
         resumed = trial.run if trial.state == "resume" else None
-        before = set(_runs_of(plan.dir / trial.id))
+        before = set(runs_in(plan.dir / trial.id))
         console.print(f"[bold]trial {n}/{len(todo)}[/] {trial.id}" + (f" ({trial.note})" if trial.note else ""),
                       highlight=False)
         started = time.time()
@@ -574,7 +554,7 @@ def _run_ray(plan: Plan, todo: list[Trial], console, verbose: int, address: str)
                 log.warning("trial %s asks for %s %s, but the cluster has %g now; it waits until one joins",
                             trial.id, res[key], name, cluster.get(name, 0))
         ref = remote.options(name=f"fxforge-trial:{trial.id}", max_retries=0, **res).remote(_task(plan, trial))
-        refs[ref] = (trial, trial.run if trial.state == "resume" else None, set(_runs_of(plan.dir / trial.id)))
+        refs[ref] = (trial, trial.run if trial.state == "resume" else None, set(runs_in(plan.dir / trial.id)))
     done = 0
     try:
         while refs:
@@ -613,9 +593,9 @@ def collect(plan: Plan) -> list[dict]:
         if run is None or not run.is_dir():
             state, run, _ = trial_state(t, plan.dir)
             if run is None:
-                runs = [r for r in _runs_of(plan.dir / t.id) if _same_config(r, t.cfg)]
+                runs = [r for r in runs_in(plan.dir / t.id) if _same_config(r, t.cfg)]
                 run = runs[0] if runs else None
-        summary = _summary(run) if run else {}
+        summary = read_summary(run) if run else {}
         meta = _trial_meta(plan.dir / t.id).get("runs", {}).get(run.name if run else "-", {})
         row = {"trial": t.id, **{k: _value(t, k) for k in plan.keys}, "seed": t.seed,
                "status": summary.get("status") or meta.get("status") or "not run"}

@@ -25,7 +25,7 @@ from .config import RunConfig
 from .devices import resolve_device
 from .errors import FxforgeError
 from .losses import Loss, metrics
-from .plugins import get_registry
+from .registry import get_registry
 from .runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
 from .progress import phase
 from .stream import detach_state, predict_clips

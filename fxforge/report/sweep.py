@@ -14,7 +14,7 @@ SWEEP_CLIP_SECONDS = 10.0  # shorter than a run's: three trials' clips share one
 
 
 def _trials(sweep_dir: Path) -> tuple[dict, list[dict]]:
-    from ..sweep import _runs_of, _summary
+    from ..runs import read_summary as _summary, runs_in as _runs_of
 
     try:
         meta = json.loads((sweep_dir / "sweep.json").read_text())
