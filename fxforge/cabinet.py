@@ -3,10 +3,9 @@
 A recurrent model cannot build a cabinet's long linear response; a FIR can.
 It starts as the identity, a measured IR, or (``fit = true``) the least-squares
 FIR from the model's initial output to the target. By default it then follows
-the least-squares optimum for the model's current output (see ``track``): on
-the cab demo capture that reached test ESR 0.0062-0.021 / 0.0054-0.012 (plain /
-pre-emph., 8 runs of 300 s) against 0.23 / 0.18 for Adam on the taps, which moves every tap by
-about the learning rate per step whatever its scale. A 10 Hz DC blocker sits
+the least-squares optimum for the model's current output (see ``track``), which
+converges far better than Adam on the taps: Adam moves every tap by about the
+learning rate per step whatever its scale (figures: docs/recipe_measurements.md). A 10 Hz DC blocker sits
 in front of the FIR (see ``dc_block``), and a gauge penalty keeps the model's DC
 and level where the loss cannot see them (see ``gauge_penalty``). Its state is the last ``taps - 1``
 samples the FIR saw, so each TBPTT chunk (and each streamed block) sees the
@@ -173,10 +172,9 @@ class CabinetFIR(nn.Module):
 DC_BLOCK_HZ = 10.0
 
 # The model and the FIR share two free directions the loss cannot see: the DC blocker hides the
-# model's DC, and a gain a on the model is undone by 1/a on the (re-solved) FIR. Measured without
-# this: over 300 s the LSTM drifted to a DC of 72 and 30 dB of extra gain (the FIR 20 dB down),
-# its units saturated, and validation ESR went 0.01 -> 0.13 in 3 runs of 4. A penalty that
-# depends only on those directions fixes them at no cost to the fit.
+# model's DC, and a gain a on the model is undone by 1/a on the (re-solved) FIR. Left free, the
+# model drifts along them until its units saturate and the fit degrades (docs/recipe_measurements.md).
+# A penalty that depends only on those directions fixes them at no cost to the fit.
 GAUGE_DC = 1.0     # weight of (mean of the model's output)^2 / the input's running power
 GAUGE_GAIN = 0.01  # weight of log(power of the model's output / power of the input)^2
 GAUGE_FLOOR = 0.1  # of the running power, added to both powers: a near-silent chunk (a DI's
@@ -210,8 +208,8 @@ def dc_block(h: torch.Tensor, state: torch.Tensor, pole: float) -> tuple[torch.T
     """y[t] = p * y[t-1] + h[t] - h[t-1], a one-pole high-pass at ~10 Hz, on (batch, time, 1).
 
     Why: a cabinet passes no DC, so a FIR fitted to it has none either, and the model
-    before it could then drift into DC and infrasound at no cost to the loss: measured,
-    that drift grew to 40 dB above the signal and ruined the FIR's conditioning. AC
+    before it could then drift into DC and infrasound at no cost to the loss, until that
+    drift swamps the signal and ruins the FIR's conditioning. AC
     coupling, as in the real amp, removes the freedom. ``state`` is (batch, 2): the last
     input and output. Computed exactly for any length as a causal convolution with p^k
     plus the decaying previous output (no truncation: only the chunk's own lags occur)."""
@@ -226,17 +224,16 @@ def dc_block(h: torch.Tensor, state: torch.Tensor, pole: float) -> tuple[torch.T
     return y.to(h.dtype).unsqueeze(-1), torch.stack([u[:, -1], y[:, -1]], dim=1).to(h.dtype)
 
 
-# Measured on the cab demo capture (LSTM-32 + 2048 taps): solving from the first chunks, or from
-# statistics spanning ~50 chunks, fitted the noise of too few samples (a FIR of 2048 taps needs
-# ~10^6) and threw the model off; so ~200 chunks of memory and the first solve after 300.
+# Solving from the first chunks, or from a short memory, fits the noise of too few samples (a FIR
+# of 2048 taps needs ~10^6) and throws the model off; so ~200 chunks of memory and the first solve
+# after 300 (docs/recipe_measurements.md).
 DECAY = 0.995      # per training chunk
 FIRST_SOLVE = 300  # chunks of statistics before the first solve (the FIR keeps its start until then)
-SOLVE_EVERY = 8    # chunks between solves: a 2048-tap Toeplitz solve costs ~10 ms
+SOLVE_EVERY = 8    # chunks between solves: a solve costs more than a chunk's step
 # Diagonal loading, relative to the model's output power: it bounds the FIR's gain where that
 # output is weak, which fixes the split of gain between model and FIR (otherwise free: h -> a h,
-# FIR -> FIR / a, band by band). Measured over 300 s on the cab capture: at 1e-2 the pair drifted
-# and diverged late (val ESR 0.03 -> 2.6 at the schedule's floor); at 0.1 it converged steadily
-# (test ESR 0.0021 / 0.0030); at 1e-3 no better than 1e-2 in 90 s.
+# FIR -> FIR / a, band by band). Too little loading lets the pair drift and diverge late; this much
+# converged steadily (docs/recipe_measurements.md).
 LOADING = 0.1
 
 

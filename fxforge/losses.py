@@ -61,8 +61,8 @@ class Loss(torch.nn.Module):
     def normalise_by(self, y: torch.Tensor) -> None:
         """Divide the ESR and DC terms by the energy of ``y`` (the whole training target)
         instead of each batch's: a batch of quiet passages then weighs as little as it
-        sounds. Measured: per-batch ESR reached 10^3-10^4 on near-silent batches of a
-        capture with a cabinet, and those steps threw the model off (see the cabinet notes)."""
+        sounds. Per-batch ESR explodes on near-silent batches, and those steps throw the
+        model off (docs/recipe_measurements.md)."""
         if self.cfg.normalise == "split":
             y = y.double().reshape(1, -1, 1)
             self.energy = float((y**2).mean())
