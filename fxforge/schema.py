@@ -125,6 +125,8 @@ class StabilityConfig(Section):
 
     enabled: bool = Field(True, description="run the stress stream beside training")
     every: int = Field(2, gt=0, description="add the penalty every this many updates")
+    start: float = Field(0.5, ge=0, lt=1, description="from this fraction of the run on (its steps or its time "
+                                                      "budget): a model turns unstable as it fits, not before")
     rows: int = Field(4, gt=0, description="stress signals run in parallel")
     gain_db: float = Field(12.0, ge=0, description="the training input is replayed up to this much louder")
     contraction: float = Field(0.01, ge=0, description="weight of a nearby state's growth (log of the distance ratio)")

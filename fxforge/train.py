@@ -286,7 +286,7 @@ class Trainer:
             if regulariser is not None and (penalty := regulariser()) is not None:
                 loss = loss + penalty
             total = loss
-            if self.stability is not None and p.step % t.stability.every == 0:
+            if self.stability is not None and p.step % t.stability.every == 0 and frac >= t.stability.start:
                 total = loss + self.stability(self.model, stop - start)
             if not torch.isfinite(total.detach()):
                 raise _Diverged(f"training diverged (loss is {total.item()}) at epoch {p.epoch + 1}, step {p.step}")
