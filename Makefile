@@ -17,12 +17,16 @@ install: $(STAMP)
 demo: install
 	$(BIN)/fxforge run configs/wave_lstm.toml
 
+# Two workers, one test file each at a time: most tests wait on a single-threaded `fxforge`
+# subprocess, so the two cores both work.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # Also the slow cases (the JUCE build when JUCE and RTNeural are present).
 test-all: install
-	FXFORGE_SLOW=1 $(BIN)/python -m pytest -q
+	FXFORGE_SLOW=1 $(PYTEST)
 
 bench: install
 	$(BIN)/python bench/bench_wave_lstm.py

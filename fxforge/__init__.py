@@ -1,7 +1,7 @@
 """fxforge: learn audio effects from paired recordings; ship them as plugins.
 
 The public API for plugin authors is what this module exports. Names that need torch
-(``cut_segments``, ``Run``, ``load_run``) load on first use, so ``import fxforge`` and
+(``cut_segments``, ``Run``, ``load_run``, ``StreamingModel``) load on first use, so ``import fxforge`` and
 the registry stay light: ``fxforge list devices`` does not pay for torch and torchaudio.
 """
 from __future__ import annotations
@@ -25,10 +25,11 @@ from .specs import (  # noqa: E402
     SchedulerSpec,
 )
 
-_LAZY = {"cut_segments": ".batching", "Run": ".runs", "load_run": ".runs"}
+_LAZY = {"cut_segments": ".batching", "Run": ".runs", "load_run": ".runs", "StreamingModel": ".model"}
 
 if TYPE_CHECKING:
     from .batching import cut_segments
+    from .model import StreamingModel
     from .runs import Run, load_run
 
 
@@ -42,5 +43,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "ModelConfig", "ModelSpec",
-    "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "cut_segments", "hookimpl", "load_config", "load_run",
+    "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
 ]

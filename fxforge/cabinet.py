@@ -3,7 +3,7 @@
 A recurrent model cannot build a cabinet's long linear response; a FIR can.
 It starts as the identity, a measured IR, or (``fit = true``) the least-squares
 FIR from the model's initial output to the target. By default it then follows
-the least-squares optimum for the model's current output (see ``track``), which
+the least-squares optimum for the model's current output (see ``after_step``), which
 converges far better than Adam on the taps: Adam moves every tap by about the
 learning rate per step whatever its scale (figures: docs/recipe_measurements.md). A 10 Hz DC blocker sits
 in front of the FIR (see ``dc_block``), and a gauge penalty keeps the model's DC
@@ -21,6 +21,7 @@ from torch import nn
 
 from .errors import FxforgeError
 from .losses import pre_emphasis
+from .model import StreamingModel, contract
 
 from .schema import MAX_TAPS, MIN_TAPS, CabinetConfig  # noqa: F401  (the schema holds the config)
 
@@ -60,7 +61,7 @@ def fit_fir(x: np.ndarray, y: np.ndarray, taps: int, sample_rate: int) -> np.nda
     return solve_toeplitz(r_xx, r_yx).astype(np.float32)
 
 
-class CabinetFIR(nn.Module):
+class CabinetFIR(StreamingModel):
     """Wraps ``inner`` as y = fir * inner(x); same streaming face as any model."""
 
     def __init__(self, inner: nn.Module, cfg: CabinetConfig, sample_rate: int):
@@ -74,8 +75,8 @@ class CabinetFIR(nn.Module):
             kernel[0] = 1.0  # identity: the model's output passes unchanged
         # Stored newest-tap-first as an impulse response; conv1d wants it flipped.
         self.ir = nn.Parameter(kernel)
-        self.ir.lr_scale = cfg.lr_scale  # read by fxforge.train.param_groups
-        self.latency = int(getattr(inner, "latency", 0))
+        self.lr_scale = cfg.lr_scale
+        self.latency = contract(inner).latency
         self.wants_fit = cfg.fit and cfg.ir is None
         self.dc_pole = dc_pole(sample_rate)
         self.solves = cfg.update == "least-squares"
@@ -93,6 +94,18 @@ class CabinetFIR(nn.Module):
         self.optional_state = ("input_power",)
         self._seen: torch.Tensor | None = None
         self._gauge: torch.Tensor | None = None
+
+    def param_groups(self) -> list[dict]:
+        """The taps apart when they learn slower (Adam moves every tap by about the learning
+        rate per step, which on 2048 taps of ~0.02 each would be noise, not learning)."""
+        if self.lr_scale == 1.0:
+            return super().param_groups()
+        inner = [p for name, p in self.named_parameters() if name != "ir"]
+        return [{"params": inner, "lr_scale": 1.0}, {"params": [self.ir], "lr_scale": self.lr_scale}]
+
+    def fit_start(self, x: np.ndarray, y: np.ndarray, sample_rate: int) -> None:
+        if self.wants_fit:
+            self.fit_to(x, y, sample_rate)
 
     @torch.no_grad()
     def fit_to(self, x: np.ndarray, y: np.ndarray, sample_rate: int) -> None:
@@ -129,16 +142,16 @@ class CabinetFIR(nn.Module):
         else:
             y = nn.functional.conv1d(full.transpose(1, 2), self.ir.flip(0).view(1, 1, -1)).transpose(1, 2)
         if self.solves and self.training:
-            self._seen = full.detach()  # for track(): what the FIR saw in this training chunk
+            self._seen = full.detach()  # for after_step(): what the FIR saw in this training chunk
         return y, (inner_state, full[:, full.shape[1] - (self.taps - 1):], dc)
 
-    def regulariser(self) -> torch.Tensor | None:
+    def penalty(self) -> torch.Tensor | None:
         """The last training chunk's gauge penalty (see ``gauge_penalty``), for the loss."""
         penalty, self._gauge = self._gauge, None
         return penalty
 
     @torch.no_grad()
-    def track(self, y: torch.Tensor, terms: list[tuple[float, float, float | None]]) -> None:
+    def after_step(self, y: torch.Tensor, terms: list[tuple[float, float, float | None]]) -> None:
         """After a training chunk's loss: fold the chunk into the running normal equations
         and, every SOLVE_EVERY chunks, re-solve the taps.
 

@@ -80,7 +80,9 @@ def load_weights(model: torch.nn.Module, state_dict: Any, path: Path) -> None:
         raise FxforgeError(f"{path}: holds no state dict")
     own = model.state_dict()
     # Training statistics a newer version added (they restart from zero): older runs still load.
-    optional = set(getattr(model, "optional_state", ()))
+    from .model import contract
+
+    optional = set(contract(model).optional_state)
     missing = [k for k in own if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .model import contract
+
 
 def map_state(state, fn):
     """``fn`` applied to every tensor in a (nested tuple/list/dict) state."""
@@ -39,7 +41,7 @@ def run_blocks(model, x: torch.Tensor, block: int | None = None, state=None):
 def process(model, x: torch.Tensor, block: int | None = None) -> torch.Tensor:
     """1-D in, 1-D out; the output lines up with the input (the model's own
     latency, if it reports one, is compensated by flushing its tail)."""
-    latency = int(getattr(model, "latency", 0))
+    latency = contract(model).latency
     x3 = x.reshape(1, -1, 1).to(torch.float32)
     if latency:
         x3 = torch.cat([x3, x3.new_zeros(1, latency, 1)], dim=1)
@@ -52,7 +54,7 @@ def predict_clips(model, x: torch.Tensor, clip: int, context: int) -> torch.Tens
     """Fast whole-signal inference for validation and test: the 1-D signal is
     cut into clips run as one batch, each preceded by ``context`` samples of
     the audio before it so its state has settled where scoring starts."""
-    latency = int(getattr(model, "latency", 0))
+    latency = contract(model).latency
     n = x.numel()
     clips = max(1, -(-n // clip))
     padded = torch.cat([x.new_zeros(context), x.reshape(-1), x.new_zeros(clips * clip - n + latency)])

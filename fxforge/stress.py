@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .model import contract
 from .stream import map_state, run_blocks
 
 SINE_HZ = (40, 82, 200, 1000, 5000)
@@ -79,7 +80,7 @@ def stress(model: torch.nn.Module, sample_rate: int, target_peak: float, di: Opt
     """Run every probe; returns {'probes': [...], 'stable_up_to': input peak, 'target_peak': ...}."""
     model32 = copy.deepcopy(model).cpu().float().eval()
     model64 = copy.deepcopy(model).cpu().double().eval()
-    latency = int(getattr(model, "latency", 0))
+    latency = contract(model).latency
     specs = _probe_signals(sample_rate, di)
     groups: dict[int, list[int]] = {}
     for i, (_, _, x, _) in enumerate(specs):  # batch probes of one length together

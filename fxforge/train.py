@@ -25,6 +25,7 @@ from .config import RunConfig
 from .devices import resolve_device
 from .errors import FxforgeError
 from .losses import Loss, metrics
+from .model import contract
 from .registry import get_registry
 from .runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
 from .progress import phase
@@ -89,13 +90,8 @@ def _catch_sigint():
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:
-    """One Adam group per learning-rate scale. A parameter may carry ``lr_scale``
-    (the cabinet FIR does: Adam moves every tap by about the learning rate per
-    step, which on 2048 taps of ~0.02 each would be noise, not learning)."""
-    groups: dict[float, list] = {}
-    for p in model.parameters():
-        groups.setdefault(float(getattr(p, "lr_scale", 1.0)), []).append(p)
-    return [{"params": ps, "lr_scale": scale} for scale, ps in sorted(groups.items(), reverse=True)]
+    """The model's Adam groups (StreamingModel.param_groups), each with its learning-rate scale."""
+    return contract(model).param_groups()
 
 
 class Trainer:
@@ -116,8 +112,8 @@ class Trainer:
         splits = audio.splits(cfg.data.split, cfg.data.fraction)
         self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
         self.loss_fn.normalise_by(self.split["train"][1])
-        if getattr(self.model, "wants_fit", False):  # a cabinet stage; resumed or loaded weights replace this
-            self.model.fit_to(*splits["train"], audio.sample_rate)
+        self.hooks = contract(self.model)
+        self.hooks.fit_start(*splits["train"], audio.sample_rate)  # resumed or loaded weights replace its fit
         self.progress = Progress()
         self.rollback_messages: list[str] = []
         self.sr = audio.sample_rate
@@ -262,7 +258,7 @@ class Trainer:
     def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, total_steps: int) -> float:
         t, p = self.cfg.train, self.progress
         xb, yb = xb.to(self.device), yb.to(self.device)
-        latency = int(getattr(self.model, "latency", 0))
+        latency = self.hooks.latency
         if latency:  # a model with algorithmic delay is scored against the target delayed as much
             yb = torch.cat([yb.new_zeros(yb.shape[0], latency, 1), yb[:, :-latency]], dim=1)
         self.model.train()
@@ -271,8 +267,6 @@ class Trainer:
             with torch.no_grad():
                 _, state = self.model(xb[:, : t.warmup], state)
         losses = []
-        track = getattr(self.model, "track", None)
-        regulariser = getattr(self.model, "regulariser", None)  # a penalty the model adds to its loss
         for start in range(t.warmup, xb.shape[1], t.tbptt):
             stop = min(start + t.tbptt, xb.shape[1])
             frac = p.step / total_steps
@@ -283,7 +277,7 @@ class Trainer:
                 group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
             loss = self.loss_fn(y_hat, yb[:, start:stop])
-            if regulariser is not None and (penalty := regulariser()) is not None:
+            if (penalty := self.hooks.penalty()) is not None:
                 loss = loss + penalty
             total = loss
             if self.stability is not None and p.step % t.stability.every == 0 and frac >= t.stability.start:
@@ -295,8 +289,7 @@ class Trainer:
             if self.cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
             self.optimizer.step()
-            if track is not None:  # a least-squares stage (the cabinet FIR) re-solves from this chunk
-                track(yb[:, start:stop], self.loss_fn.quadratic_terms())
+            self.hooks.after_step(yb[:, start:stop], self.loss_fn.quadratic_terms())
             state = detach_state(state)
             p.step += 1
             p.samples += xb.shape[0] * (stop - start)

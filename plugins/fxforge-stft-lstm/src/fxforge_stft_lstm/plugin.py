@@ -60,7 +60,7 @@ import torchaudio
 from pydantic import Field, model_validator
 from torch import nn
 
-from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, cut_segments, hookimpl
+from fxforge import ComponentConfig, DataConfig, ModelSpec, ProviderSpec, StreamingModel, cut_segments, hookimpl
 
 log = logging.getLogger("fxforge")
 
@@ -118,7 +118,7 @@ class STFTLSTMConfig(ComponentConfig):
         return self
 
 
-class STFTLSTM(nn.Module):
+class STFTLSTM(StreamingModel):
     """(batch, time, 1) -> (batch, time, 1), ``latency = n_fft - 1`` samples late."""
 
     def __init__(self, n_fft: int = 128, hop: int = 32, window: str = "hann", hidden_size: int = 64,

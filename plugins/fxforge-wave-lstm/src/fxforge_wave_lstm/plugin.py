@@ -7,7 +7,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from fxforge import DataConfig, ModelConfig, ModelSpec, ProviderSpec, cut_segments, hookimpl
+from fxforge import DataConfig, ModelConfig, ModelSpec, ProviderSpec, StreamingModel, cut_segments, hookimpl
 
 
 class WaveLSTMConfig(ModelConfig):
@@ -16,7 +16,7 @@ class WaveLSTMConfig(ModelConfig):
     residual: bool = Field(True, description="predict only the change: y = x + head(h)")
 
 
-class WaveLSTM(nn.Module):
+class WaveLSTM(StreamingModel):
     """(batch, time, 1) -> (batch, time, 1); state is the LSTM's (h, c)."""
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, residual: bool = True):
@@ -40,7 +40,7 @@ class GRUConfig(WaveLSTMConfig):
     num_layers: int = Field(1, gt=0, le=8, description="stacked GRU layers")
 
 
-class WaveGRU(nn.Module):
+class WaveGRU(StreamingModel):
     """As WaveLSTM with GRU cells (cheaper per sample in RTNeural); state is h."""
 
     def __init__(self, hidden_size: int = 32, num_layers: int = 1, residual: bool = True):

@@ -24,7 +24,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from fxforge import ModelConfig, ModelSpec, hookimpl
+from fxforge import ModelConfig, ModelSpec, StreamingModel, hookimpl
 
 # name: (channels, stacks, gated); each stack is dilations 1, 2, ..., 512.
 PRESETS = {
@@ -108,7 +108,7 @@ class Layer(nn.Module):
         return x + self.mix(z), z, full[:, :, full.shape[2] - self.context :]
 
 
-class WaveNet(nn.Module):
+class WaveNet(StreamingModel):
     """(batch, time, 1) -> (batch, time, 1); state: per-layer input tails."""
 
     def __init__(self, channels=8, stacks=1, max_dilation=512, kernel_size=3, gated=True, input_residual=True):
@@ -176,7 +176,7 @@ class NamLayerArray(nn.Module):
         return h, self.head_rechannel(head), tails
 
 
-class NamWaveNet(nn.Module):
+class NamWaveNet(StreamingModel):
     """NAM's WaveNet layout, (batch, time, 1) -> (batch, time, 1); state: per-layer
     input tails, starting at the response to silence (as NAM's padded start).
 
