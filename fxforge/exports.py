@@ -27,6 +27,32 @@ class Outcome:
             f"{self.exporter}: {self.status}: {self.detail}"
 
 
+# -- helpers for exporter plugins -------------------------------------------------
+
+def model_name(run) -> str:
+    """The run's model name, as its config gives it."""
+    return str(getattr(getattr(run.config, "model", None), "name", "?"))
+
+
+def has_cabinet(run) -> bool:
+    """Whether the run's model ends in the cabinet stage."""
+    return getattr(getattr(run.config, "model", None), "cabinet", None) is not None
+
+
+def write_export(path: Path, text: str, force: bool) -> None:
+    """An export file, written atomically (fxforge.runs.atomic_write_bytes); an existing
+    file is replaced only with ``force``, and a failure is one line naming the file."""
+    from .runs import atomic_write_bytes
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise FxforgeError(f"{path}: already exists; not overwriting (--force to replace it)")
+    try:
+        atomic_write_bytes(path, text.encode())
+    except OSError as exc:
+        raise FxforgeError(f"{path}: could not write ({exc.strerror or exc})") from None
+
+
 def _file_stem(run) -> str:
     raw = str(getattr(run.config, "name", "") or "model")
     return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.")[:80] or "model"

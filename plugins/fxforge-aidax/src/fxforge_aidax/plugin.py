@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fxforge import ExporterSpec, FxforgeError, __version__ as fxforge_version, hookimpl
+from fxforge.exports import has_cabinet, model_name, write_export
 
 from .mapping import AidaxModel, Unsupported, map_run
 
@@ -61,16 +60,8 @@ class AidaxConfig(BaseModel):
         return value
 
 
-def _model_name(run) -> str:
-    return str(getattr(getattr(run.config, "model", None), "name", "?"))
-
-
-def _has_cabinet(run) -> bool:
-    return getattr(getattr(run.config, "model", None), "cabinet", None) is not None
-
-
 def _map(run) -> AidaxModel:
-    return map_run(_model_name(run), run.model, _has_cabinet(run))
+    return map_run(model_name(run), run.model, has_cabinet(run))
 
 
 def refuses(run) -> str | None:
@@ -108,7 +99,7 @@ def aidax_dict(run, config: AidaxConfig, mapped: AidaxModel | None = None) -> di
         "training": {
             "trainer": "fxforge",
             "fxforge_version": s.get("fxforge", fxforge_version),
-            "model": _model_name(run),
+            "model": model_name(run),
             "run": getattr(run.config, "name", None),
             "architecture": mapped.description,
             "latency_samples": s.get("latency_samples"),
@@ -128,22 +119,6 @@ def aidax_dict(run, config: AidaxConfig, mapped: AidaxModel | None = None) -> di
     }
 
 
-def _write(path: Path, text: str, force: bool) -> None:
-    if path.exists() and not force:
-        raise FxforgeError(f"{path}: already exists; not overwriting (--force to replace it)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise FxforgeError(f"{path}: could not write ({exc.strerror or exc})") from None
 
 
 # ---------------------------------------------------------------- verify
@@ -208,9 +183,9 @@ def export(run, config: AidaxConfig):
     try:
         mapped = _map(run)
     except Unsupported as e:
-        raise FxforgeError(f"the aidax exporter cannot export model '{_model_name(run)[:60]}': {' '.join(str(e).split())}") from None
+        raise FxforgeError(f"the aidax exporter cannot export model '{model_name(run)[:60]}': {' '.join(str(e).split())}") from None
     doc = aidax_dict(run, config, mapped)
-    _write(config.out, json.dumps(doc), config.force)
+    write_export(config.out, json.dumps(doc), config.force)
     console.print(f"wrote {config.out} ({mapped.description}; {run.sample_rate} Hz)")
     if config.verify:
         err = verify(config.out, run, config, console)

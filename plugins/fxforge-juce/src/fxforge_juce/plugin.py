@@ -8,6 +8,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fxforge import ExporterSpec, FxforgeError, hookimpl
+from fxforge.exports import model_name
 
 from .generate import CODE_RE, Project, derive_names, safe_name, write_project
 from .models import Unsupported, map_model
@@ -70,14 +71,10 @@ class JuceConfig(BaseModel):
         return self
 
 
-def _model_name(run) -> str:
-    return str(getattr(getattr(run.config, "model", None), "name", "?"))
-
-
 def refuses(run) -> str | None:
     """One line saying why this run cannot become a plugin, or None."""
     try:
-        map_model(_model_name(run), run.model)
+        map_model(model_name(run), run.model)
     except Unsupported as e:
         return " ".join(str(e).split())
     return None
@@ -86,17 +83,17 @@ def refuses(run) -> str | None:
 def generate(run, config: JuceConfig) -> Project:
     """Write the CMake project for ``run`` into ``config.out`` (no build)."""
     try:
-        rt = map_model(_model_name(run), run.model)
+        rt = map_model(model_name(run), run.model)
     except Unsupported as e:
         reason = " ".join(str(e).split())
-        raise FxforgeError(f"the juce exporter cannot export model '{_model_name(run)[:60]}': {reason}") from None
+        raise FxforgeError(f"the juce exporter cannot export model '{model_name(run)[:60]}': {reason}") from None
     run_name = getattr(run.config, "name", None)
     names = derive_names(run_name, config.name, config.manufacturer, config.plugin_code, config.manufacturer_code)
     return write_project(
         config.out, names, rt,
         sample_rate=int(run.sample_rate), formats=config.formats, summary=getattr(run, "summary", None),
         run_label=safe_name(run_name, "run"), run_path=str(getattr(run, "path", "")),
-        model_name=_model_name(run), force=config.force,
+        model_name=model_name(run), force=config.force,
     )
 
 

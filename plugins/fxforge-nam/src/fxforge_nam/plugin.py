@@ -12,8 +12,6 @@ import datetime
 import importlib.util
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -22,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fxforge import ExporterSpec, FxforgeError, __version__ as fxforge_version, hookimpl
+from fxforge.exports import has_cabinet, model_name, write_export
 
 from .mapping import NamModel, Unsupported, map_run
 
@@ -63,16 +62,8 @@ class NamConfig(BaseModel):
         return value
 
 
-def _model_name(run) -> str:
-    return str(getattr(getattr(run.config, "model", None), "name", "?"))
-
-
-def _has_cabinet(run) -> bool:
-    return getattr(getattr(run.config, "model", None), "cabinet", None) is not None
-
-
 def _map(run) -> NamModel:
-    return map_run(_model_name(run), run.model, _has_cabinet(run))
+    return map_run(model_name(run), run.model, has_cabinet(run))
 
 
 def refuses(run) -> str | None:
@@ -167,7 +158,7 @@ def _training_metadata(run) -> dict:
     return {
         "trainer": "fxforge",
         "fxforge_version": s.get("fxforge", fxforge_version),
-        "model": _model_name(run),
+        "model": model_name(run),
         "run": getattr(run.config, "name", None),
         "latency": {
             "samples": s.get("latency_samples"),
@@ -214,22 +205,6 @@ def nam_dict(run, config: NamConfig, mapped: NamModel | None = None) -> dict:
     }
 
 
-def _write(path: Path, text: str, force: bool) -> None:
-    if path.exists() and not force:
-        raise FxforgeError(f"{path}: already exists; not overwriting (--force to replace it)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise FxforgeError(f"{path}: could not write ({exc.strerror or exc})") from None
 
 
 def export(run, config: NamConfig):
@@ -239,9 +214,9 @@ def export(run, config: NamConfig):
     try:
         mapped = _map(run)
     except Unsupported as e:
-        raise FxforgeError(f"the nam exporter cannot export model '{_model_name(run)[:60]}': {' '.join(str(e).split())}") from None
+        raise FxforgeError(f"the nam exporter cannot export model '{model_name(run)[:60]}': {' '.join(str(e).split())}") from None
     doc = nam_dict(run, config, mapped)
-    _write(config.out, json.dumps(doc), config.force)
+    write_export(config.out, json.dumps(doc), config.force)
     console.print(f"wrote {config.out} ({mapped.description}; {len(mapped.weights)} weights, {run.sample_rate} Hz)")
     if config.verify:
         err = verify(config.out, run.model, int(run.sample_rate))
