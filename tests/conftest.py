@@ -22,6 +22,24 @@ def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def interrupt_run(workdir: Path, *args) -> tuple[Path, str]:
+    """`fxforge run run.toml ARGS --runs-dir cut`, Ctrl-C'd once its first validation is
+    written; asserts exit 130 and returns (the run folder, its stderr)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *map(str, args), "--runs-dir", "cut"],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(workdir.glob("cut/*/*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    (run_dir,) = (p for name in (workdir / "cut").iterdir() for p in name.iterdir())
+    return run_dir, err
+
+
 def effect(x: np.ndarray) -> np.ndarray:
     """A small drive pedal: gain, soft clip, tone low-pass."""
     b, a = signal.butter(1, 3000, fs=SR)

@@ -1,17 +1,11 @@
 """Training that keeps a model stable beyond its capture's level (fxforge.stability): the
 penalties find a drifting state, a DC in silence and a too-loud output, cost nothing on a
 model that behaves, and a run with them resumes exactly."""
-import json
-import signal
-import subprocess
-import sys
-import time
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, dry, run_cli, write_config
+from conftest import TINY, dry, interrupt_run, run_cli, write_config
 from fxforge.config import StabilityConfig
 from fxforge.stability import StabilityPenalty, batch_dims
 
@@ -100,15 +94,7 @@ def test_a_run_with_the_stress_stream_resumes_exactly(workdir):
     (whole,) = (workdir / "whole" / "tiny").iterdir()
     a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
     assert set(a["stability"]) == {"pos", "state", "twin"} and a["stability"]["pos"] > 0
-    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *sets, "--runs-dir", "cut"],
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list(workdir.glob("cut/tiny/*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    (cut,) = (workdir / "cut" / "tiny").iterdir()
+    cut, _ = interrupt_run(workdir, *sets)
     out = run_cli("run", "--resume", cut.relative_to(workdir), cwd=workdir)
     assert out.returncode == 0, out.stderr
     b = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)

@@ -1,16 +1,12 @@
 """Training end to end through the CLI on seconds of generated audio."""
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, TINY, dry, effect, run_cli, write_config
+from conftest import SR, TINY, dry, effect, interrupt_run, run_cli, write_config
 
 
 def esr(y_hat, y):
@@ -99,15 +95,7 @@ def test_interrupted_run_resumes_to_the_same_weights(workdir, cabinet):
         write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
         sets += ["--set", "train.tbptt=256"]
     assert run_cli("run", "run.toml", *sets, "--runs-dir", "whole", cwd=workdir).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *sets, "--runs-dir", "cut"],
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list(workdir.glob("cut/tiny/*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    (cut,) = (workdir / "cut" / "tiny").iterdir()
+    cut, err = interrupt_run(workdir, *sets)
     assert f"Resume with: fxforge run --resume {cut.relative_to(workdir)}" in err
     assert json.loads((cut / "summary.json").read_text())["status"] == "interrupted"
     out = run_cli("run", "--resume", cut.relative_to(workdir), cwd=workdir)
