@@ -19,6 +19,7 @@ from .specs import (  # noqa: E402
     ComponentConfig,
     DeviceSpec,
     ExporterSpec,
+    KnobsConfig,
     ModelConfig,
     ModelSpec,
     ProviderSpec,
@@ -42,6 +43,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "ModelConfig", "ModelSpec",
+    "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "KnobsConfig", "ModelConfig", "ModelSpec",
     "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
 ]

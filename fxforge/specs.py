@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .schema import CabinetConfig
 
@@ -26,6 +26,26 @@ class ModelConfig(ComponentConfig):
     (``[model.cabinet] taps = 512``) that the core appends to any such model."""
 
     cabinet: Optional["CabinetConfig"] = None
+
+
+class KnobsConfig(BaseModel):
+    """Mixin for a model that takes knob conditioning: its input is (batch, time, 1 + knobs),
+    channel 0 the audio and channels 1.. the knobs normalised to 0..1 (constant over a clip,
+    or moving when a knob is automated). The core fills both keys in from ``data.captures``
+    (the manifest's knobs, in its order), so a run file never writes them; a model given the
+    audio channel alone plays ``knob_defaults`` (the core's stress probes and report do)."""
+
+    knobs: int = Field(0, ge=0, le=16, description="knob channels after the audio; set by the core from data.captures")
+    knob_defaults: list[float] = Field(default_factory=list, description="the setting played on audio-only input "
+                                       "(normalised 0..1, one per knob); set by the core from data.captures")
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if self.knob_defaults and len(self.knob_defaults) != self.knobs:
+            raise ValueError(f"knob_defaults has {len(self.knob_defaults)} values for {self.knobs} knobs")
+        if any(not 0.0 <= v <= 1.0 for v in self.knob_defaults):
+            raise ValueError("knob_defaults are normalised: each within 0..1")
+        return self
 
 
 class EmptyConfig(BaseModel):

@@ -46,3 +46,41 @@ def test_segments_cover_the_split_in_equal_shuffled_pieces():
     assert seen.shape[0] == 10 and sorted(seen[:, 0].tolist()) == seen[:, 0].sort().values.tolist()
     offset = int(seen[:, 0].min())
     assert 0 <= offset <= 50 and torch.equal(seen[:, 1] - seen[:, 0], torch.ones(10))
+
+
+# -- knob conditioning ----------------------------------------------------------
+
+from fxforge.testing import check_model  # noqa: E402
+from fxforge_wave_lstm.plugin import WaveGRU  # noqa: E402
+
+
+@pytest.mark.parametrize("cls", [WaveLSTM, WaveGRU])
+@pytest.mark.parametrize("conditioning", ["concat", "film"])
+@pytest.mark.parametrize("knobs", [1, 2])
+def test_conditioned_models_conform_with_moving_knobs(cls, conditioning, knobs):
+    torch.manual_seed(0)
+    model = cls(8, 1, True, knobs, [0.5] * knobs, conditioning)
+    if model.film_head is not None:  # a fresh FiLM head is zero: give it something to get wrong
+        torch.nn.init.normal_(model.film_head.weight, std=0.3)
+    check_model(model, 48000, knobs=knobs)
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "film"])
+def test_knob_changes_the_output_and_audio_alone_plays_the_defaults(conditioning):
+    torch.manual_seed(0)
+    model = WaveLSTM(8, 1, True, 1, [0.25], conditioning).eval()
+    if model.film_head is not None:
+        torch.nn.init.normal_(model.film_head.weight, std=0.3)
+    audio = torch.randn(1, 500, 1) * 0.3
+    at = lambda v: model(torch.cat([audio, torch.full_like(audio, v)], -1), model.initial_state(1))[0]  # noqa: E731
+    with torch.no_grad():
+        assert torch.max(torch.abs(at(0.0) - at(1.0))) > 1e-3
+        assert torch.equal(model(audio, model.initial_state(1))[0], at(0.25))
+    with pytest.raises(ValueError, match="1 \\+ 1 input channels"):
+        model(torch.randn(1, 10, 3), model.initial_state(1))
+
+
+def test_unconditioned_state_dict_is_unchanged():
+    # runs trained before knobs existed must still load
+    assert list(WaveLSTM(8).state_dict()) == ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0",
+                                              "lstm.bias_hh_l0", "head.weight", "head.bias"]
