@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,28 +21,9 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write_bytes  # noqa: F401  (re-exported: exporters and sweeps import it from here)
 from .config import RunConfig, load_config
 from .errors import FxforgeError
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it:
-    a crash leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def atomic_save(obj: Any, path: Path) -> None:
