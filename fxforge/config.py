@@ -115,8 +115,14 @@ def read_toml(path: Path) -> dict:
 
 
 def validation_message(exc: ValidationError, where: str, prefix: str, model: type[BaseModel]) -> str:
-    """First pydantic error as 'FILE: dotted.field: message'. An unknown key comes
-    first: it is usually a misspelling of the key another error says is missing."""
+    """First pydantic error as 'FILE: dotted.field: message'."""
+    return str(validation_error(exc, where, prefix, model))
+
+
+def validation_error(exc: ValidationError, where: str, prefix: str, model: type[BaseModel]) -> FxforgeError:
+    """The first pydantic error as an FxforgeError with its file, dotted field and
+    message. An unknown key comes first: it is usually a misspelling of the key
+    another error says is missing."""
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
     loc = [str(p) for p in err["loc"]]
@@ -142,16 +148,17 @@ def validation_message(exc: ValidationError, where: str, prefix: str, model: typ
         if err["type"] != "missing" and isinstance(value, (int, float, str, bool)) and "(got" not in msg:
             msg += f" (got {value!r})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {dotted}: {msg}{more}"
+    return FxforgeError(f"{msg}{more}", where=where, field=dotted)
 
 
 def validate(model: type[BaseModel], data: Any, where: str, prefix: str = ""):
     if not isinstance(data, dict):
-        raise FxforgeError(f"{where}: {prefix}: expected a table (section), got {type(data).__name__}")
+        raise FxforgeError(f"expected a table (section), got {type(data).__name__}", where=where,
+                           field=prefix or "(top level)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise FxforgeError(validation_message(exc, where, prefix, model)) from None
+        raise validation_error(exc, where, prefix, model) from None
 
 
 def load_config(path: Path | str, sets: list[str] | None = None, registry=None) -> RunConfig:
@@ -167,20 +174,21 @@ def config_from_dict(doc: dict, where: str, registry=None) -> RunConfig:
     reg = registry or get_registry()
     env = validate(Envelope, doc, where)
     if "name" not in env.model:
-        raise FxforgeError(f"{where}: model.name: Field required (installed: {', '.join(reg.names('model')) or 'none'})")
-    model_spec = reg.get("model", str(env.model["name"]), where=f"{where}: model.name")
+        raise FxforgeError(f"Field required (installed: {', '.join(reg.names('model')) or 'none'})",
+                           where=where, field="model.name")
+    model_spec = reg.get("model", str(env.model["name"]), where=where, field="model.name")
     model_cfg = validate(model_spec.Config, env.model, where, "model")
 
     provider_name = env.data.get("provider") or model_spec.provider
-    provider_spec = reg.get("provider", str(provider_name), where=f"{where}: data.provider")
+    provider_spec = reg.get("provider", str(provider_name), where=where, field="data.provider")
     data_cfg = validate(provider_spec.Config, {**env.data, "provider": provider_spec.name}, where, "data")
 
     sched_doc = env.scheduler if "name" in env.scheduler else {"name": "constant", **env.scheduler}
-    sched_spec = reg.get("scheduler", str(sched_doc["name"]), where=f"{where}: scheduler.name")
+    sched_spec = reg.get("scheduler", str(sched_doc["name"]), where=where, field="scheduler.name")
     sched_cfg = validate(sched_spec.Config, sched_doc, where, "scheduler")
 
     device = env.train.device
     if device != "auto":
-        reg.get("device", device.split(":")[0], where=f"{where}: train.device")
+        reg.get("device", device.split(":")[0], where=where, field="train.device")
     return RunConfig(env.name, env.seed, data_cfg, model_cfg, env.optim, sched_cfg, env.train,
                      env.export, where)

@@ -115,18 +115,21 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
 
-    def get(self, kind: str, name: str, where: str = "") -> Any:
+    def get(self, kind: str, name: str, where: str = "", field: str = "") -> Any:
+        """The spec registered as ``name``; else an FxforgeError at ``where``/``field``
+        naming the installed ones and the closest match."""
         entry = self.components[kind].get(name)
         if entry is not None:
             return entry.spec
         installed = self.names(kind)
-        prefix = f"{where}: " if where else ""
         if not installed:
-            raise FxforgeError(f"{prefix}unknown {kind} '{name}': no {kind}s are installed "
-                               f"(pip install a package that provides one, e.g. plugins/fxforge-*)")
+            raise FxforgeError(f"unknown {kind} '{name}': no {kind}s are installed "
+                               f"(pip install a package that provides one, e.g. plugins/fxforge-*)",
+                               where=where, field=field)
         close = difflib.get_close_matches(name, installed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        raise FxforgeError(f"{prefix}unknown {kind} '{name}' ({hint}installed: {', '.join(installed)})")
+        raise FxforgeError(f"unknown {kind} '{name}' ({hint}installed: {', '.join(installed)})",
+                           where=where, field=field)
 
 
 def _spec_error(spec: Any, kind: str) -> str | None:

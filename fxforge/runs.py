@@ -195,7 +195,7 @@ def open_run(path: Path | str) -> RunDir:
 def build_model(cfg: RunConfig, sample_rate: int) -> torch.nn.Module:
     from .registry import get_registry
 
-    spec = get_registry().get("model", cfg.model.name, where=f"{cfg.source}: model.name")
+    spec = get_registry().get("model", cfg.model.name, where=cfg.source, field="model.name")
     model = spec.build(cfg.model, sample_rate)
     cabinet = getattr(cfg.model, "cabinet", None)
     if cabinet is not None:

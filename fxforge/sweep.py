@@ -56,7 +56,6 @@ from .train import Interrupted
 log = logging.getLogger("fxforge")
 
 RAY_HINT = "pip install 'fxforge[ray]'"
-_SENTINEL = "\x00where\x00"
 
 
 class SweepFile(BaseModel):
@@ -197,25 +196,25 @@ def trial_id(overrides: dict, seed: int, labels: dict[str, str]) -> str:
     return tid
 
 
-def _retag(exc: FxforgeError, where: str) -> FxforgeError:
-    """Put the sweep file (and its section) where config_from_dict wrote the sentinel."""
-    msg = str(exc)
-    if msg.startswith(_SENTINEL + ": "):
-        return FxforgeError(where + msg[len(_SENTINEL) + 2:])
-    return FxforgeError(msg.replace(_SENTINEL, where.rstrip(". ")))
+def _retag(exc: FxforgeError, validated_at: str, where: str, section: str = "", suffix: str = "") -> FxforgeError:
+    """A fault in a trial's resolved run document, named where the user wrote it:
+    ``where`` (the sweep file, or --set) and its ``section`` ("grid.", "set.").
+    Only errors config_from_dict raised at ``validated_at`` with a field are
+    re-framed; any other keeps its own line."""
+    if exc.where == validated_at and exc.field:
+        return exc.reframed(where, section, suffix)
+    return exc.reframed(exc.where, "", suffix) if suffix else exc
 
 
-def _validate_doc(doc: dict, where: str, registry=None) -> RunConfig:
-    """``where`` ends in '.' (a section the field continues) or ': '."""
+def _validate_doc(doc: dict, validated_at: str, where: str, section: str = "", registry=None) -> RunConfig:
     try:
-        return config_from_dict(doc, _SENTINEL, registry)
+        return config_from_dict(doc, validated_at, registry)
     except FxforgeError as exc:
-        raise _retag(exc, where) from None
+        raise _retag(exc, validated_at, where, section) from None
 
 
-def _section_for(msg: str, keys: list[str]) -> bool:
-    field_ = msg.split(":", 1)[0].strip()
-    return any(field_ == k or field_.startswith(k + ".") or k.startswith(field_ + ".") for k in keys)
+def _section_for(field_: str | None, keys: list[str]) -> bool:
+    return bool(field_) and any(field_ == k or field_.startswith(k + ".") or k.startswith(field_ + ".") for k in keys)
 
 
 # section -> (component kind, the key naming it)
@@ -301,7 +300,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
             _check_key(key, f"{where}: set")
         set_path(doc, key, value, f"{where}: set")
     _drop_foreign(doc, common, registry)
-    _validate_doc(doc, f"{where}: set.", registry)
+    _validate_doc(doc, where, where, "set.", registry)
 
     grid = _flatten(sweep.grid)
     for key, values in grid.items():
@@ -327,7 +326,7 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
             raise FxforgeError(f"--set {item}: {key} is swept by {where}; it cannot also be fixed")
     doc = apply_sets(doc, sets)
     _drop_foreign(doc, {".".join(parse_set(item)[0]): parse_set(item)[1] for item in sets}, registry)
-    base_cfg = _validate_doc(doc, "--set ", registry)
+    base_cfg = _validate_doc(doc, where, "--set", "", registry)
 
     seeds = sweep.seeds or [base_cfg.seed + i for i in range(repeats or sweep.repeats)]
     labels = _labels(swept)
@@ -351,15 +350,14 @@ def plan_sweep(file: Path | str, sets: list[str] | None = None, repeats: int | N
                     set_path(tdoc, key, value, f"{where}: grid.{key}")
                 _drop_foreign(tdoc, overrides, registry)
                 try:
-                    cfg = config_from_dict(tdoc, _SENTINEL, registry)
+                    cfg = config_from_dict(tdoc, where, registry)
                 except FxforgeError as exc:
-                    section = "grid." if _section_for(str(exc).removeprefix(_SENTINEL + ": "), list(grid)) \
+                    section = "grid." if _section_for(exc.field, list(grid)) \
                         else (f"points[{i}]." if sweep.points else "")
-                    err = _retag(exc, f"{where}: {section}" if section else f"{where}: ")
-                    raise FxforgeError(f"{err} (trial {tid})") from None
+                    raise _retag(exc, where, where, section, f" (trial {tid})") from None
                 data = cfg.data  # its paths as given, relative to here: as `fxforge run` names them
                 if _absolute_paths(cfg, tdoc):
-                    cfg = config_from_dict(tdoc, _SENTINEL, registry)
+                    cfg = config_from_dict(tdoc, where, registry)
                 for key in ("input", "target"):
                     path = getattr(cfg.data, key, None)
                     if isinstance(path, Path) and not path.is_file():
