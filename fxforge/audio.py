@@ -119,6 +119,12 @@ def _latency_from_response(x, y, sr: int, max_lag: int, response, data, notes: l
 
 def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
     """Load ``data.input``/``data.target`` (or the built-in demo) as an aligned pair."""
+    if getattr(data, "captures", None) is not None:
+        # A captures run's audio-only uses (the report, fxforge check) play its primary setting.
+        from .knobs import read_captures
+
+        captures = read_captures(data)
+        return load_pair(captures.data_for(data, captures.primary), channel_option)
     if data.demo is not None:
         from .demo import demo_capture
 

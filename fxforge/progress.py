@@ -137,6 +137,8 @@ class TrainingDisplay:
             self._plain(f"rolled back: {info['message']}")
 
     def print_summary(self, s: dict) -> None:
+        from .knobs import label as setting_label
+
         table = Table(title=f"run '{s['name']}' ({s['model']}) finished", show_header=False)
         table.add_column(style="bold")
         table.add_column()
@@ -152,6 +154,9 @@ class TrainingDisplay:
             ("latency corrected", f"{s['latency_samples']} samples"),
             ("run directory", s["run_dir"]),
         ]
+        for row in s.get("settings") or ():  # a captures run: each setting's test span
+            rows.append((f"test ESR at {setting_label(row['knobs'])}",
+                         f"{row['esr']:.5f} / {row['esr_pre']:.5f} pre" + ("  (held out: never trained on)" if row["held_out"] else "")))
         if s.get("rollbacks"):
             rows.append(("diverged, rolled back", f"{s['rollbacks']} time(s), learning rate halved each time"))
         for k, v in rows:

@@ -31,6 +31,10 @@ class DataConfig(Section):
     provider: Optional[str] = Field(None, description="data provider; default: the model's own")
     demo: Optional[str] = Field(None, description="built-in capture: 'amp' or 'cab'")
     demo_seconds: float = Field(180.0, gt=0, description="length of the built-in capture")
+    captures: Optional[Path] = Field(None, description="a captures manifest (captures.toml): train one conditioned "
+                                                       "model on every knob setting it lists")
+    holdout: Optional[list[dict[str, float]]] = Field(None, description="with captures: whole settings kept out "
+                                            "of training and scored as unseen, e.g. [{drive = 0.6}]")
     input: Optional[Path] = Field(None, description="dry recording (WAV/FLAC)")
     target: Optional[Path] = Field(None, description="processed recording, same length")
     channel: Optional[int] = Field(None, ge=0, description="channel to use from multi-channel files")
@@ -61,6 +65,12 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _source(self):
+        if self.captures is not None:
+            if self.demo is not None or self.input is not None or self.target is not None:
+                raise ValueError("give captures, or input and target, or demo; not two of them")
+            return self
+        if self.holdout:
+            raise ValueError("holdout names settings of data.captures; give captures = \"captures.toml\"")
         if self.demo is not None:
             if self.input is not None or self.target is not None:
                 raise ValueError("give either demo or input and target, not both")

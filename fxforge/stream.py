@@ -39,25 +39,36 @@ def run_blocks(model, x: torch.Tensor, block: int | None = None, state=None):
 
 @torch.no_grad()
 def process(model, x: torch.Tensor, block: int | None = None) -> torch.Tensor:
-    """1-D in, 1-D out; the output lines up with the input (the model's own
+    """1-D in (or (time, 1 + knobs) for a conditioned model), 1-D out; the output lines up with the input (the model's own
     latency, if it reports one, is compensated by flushing its tail)."""
     latency = contract(model).latency
-    x3 = x.reshape(1, -1, 1).to(torch.float32)
+    n = x.shape[0]
+    x3 = x.reshape(1, n, -1).to(torch.float32)  # (n,) or (n, 1 + knobs): a conditioned model's channels
     if latency:
-        x3 = torch.cat([x3, x3.new_zeros(1, latency, 1)], dim=1)
+        x3 = torch.cat([x3, _pad(x3[0], latency, at_end=True).unsqueeze(0)], dim=1)
     y, _ = run_blocks(model, x3, block)
-    return y.reshape(-1)[latency : latency + x.numel()]
+    return y.reshape(-1)[latency : latency + n]
+
+
+def _pad(x: torch.Tensor, n: int, at_end: bool) -> torch.Tensor:
+    """``n`` rows to put before or after ``x`` (time, channels): silence on the audio, the
+    knobs held where they are (a knob channel padded with zeros would be a setting of its own)."""
+    pad = x.new_zeros(n, x.shape[1])
+    if x.shape[1] > 1 and x.shape[0]:
+        pad[:, 1:] = x[-1 if at_end else 0, 1:]
+    return pad
 
 
 @torch.no_grad()
 def predict_clips(model, x: torch.Tensor, clip: int, context: int) -> torch.Tensor:
-    """Fast whole-signal inference for validation and test: the 1-D signal is
+    """Fast whole-signal inference for validation and test: the 1-D signal (or (time, 1 + knobs)) is
     cut into clips run as one batch, each preceded by ``context`` samples of
     the audio before it so its state has settled where scoring starts."""
     latency = contract(model).latency
-    n = x.numel()
+    n = x.shape[0]
+    x2 = x.reshape(n, -1)  # (n,) or (n, 1 + knobs): a conditioned model's channels
     clips = max(1, -(-n // clip))
-    padded = torch.cat([x.new_zeros(context), x.reshape(-1), x.new_zeros(clips * clip - n + latency)])
-    windows = padded.unfold(0, context + clip + latency, clip)[:clips]
-    y, _ = model(windows.unsqueeze(-1), model.initial_state(clips, x.device))
+    padded = torch.cat([_pad(x2, context, at_end=False), x2, _pad(x2, clips * clip - n + latency, at_end=True)])
+    windows = padded.unfold(0, context + clip + latency, clip)[:clips].transpose(1, 2)
+    y, _ = model(windows, model.initial_state(clips, x.device))
     return y[:, context + latency :, 0].reshape(-1)[:n]

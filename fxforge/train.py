@@ -95,9 +95,13 @@ def param_groups(model: torch.nn.Module) -> list[dict]:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, audio, on_event: Callable[[str, dict], None] | None = None):
+    def __init__(self, cfg: RunConfig, audio, on_event: Callable[[str, dict], None] | None = None, settings=None):
         reg = get_registry()
         self.cfg, self.audio = cfg, audio
+        # data.captures: every setting (fxforge.conditioned.Settings); ``audio`` is then its primary
+        # setting, which the audio-only machinery (stability, plots, report, stress) plays.
+        self.settings = settings
+        self.setting_results: list[dict] = []
         self.run: RunDir | None = None
         self.on_event = on_event or (lambda kind, info: None)
         self.device = resolve_device(cfg.train.device, f"{cfg.source}: train.device")
@@ -111,7 +115,7 @@ class Trainer:
         self.loss_fn = Loss(cfg.train.loss).to(self.device)
         splits = audio.splits(cfg.data.split, cfg.data.fraction)
         self.split = {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy())) for k, (x, y) in splits.items()}
-        self.loss_fn.normalise_by(self.split["train"][1])
+        self.loss_fn.normalise_by(settings.train_target() if settings else self.split["train"][1])
         self.hooks = contract(self.model)
         self.hooks.fit_start(*splits["train"], audio.sample_rate)  # resumed or loaded weights replace its fit
         self.progress = Progress()
@@ -149,6 +153,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------
     def epoch_batches(self, epoch: int) -> list:
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        if self.settings is not None:
+            return self.settings.batches(self.provider, self.cfg.train.batch_size, gen)
         x, y = self.split["train"]
         return list(self.provider.batches(x, y, self.cfg.train.batch_size, gen))
 
@@ -220,7 +226,8 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             predict_clips(self.model, head, clip, context=max(self.cfg.train.warmup, 2048))
-        return (time.perf_counter() - started) * max(1.0, x.numel() / head.numel())
+        total = self.settings.samples("validation") if self.settings else x.numel()
+        return (time.perf_counter() - started) * max(1.0, total / head.numel())
 
     def _snapshot(self) -> dict:
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
@@ -300,6 +307,10 @@ class Trainer:
         x, y = self.split[split]
         self.model.eval()
         clip = int(self.cfg.train.val_clip_seconds * self.sr)
+        if self.settings is not None:  # the trained settings together; each setting's row kept
+            pooled, self.setting_results = self.settings.evaluate(
+                self.model, split, clip, max(self.cfg.train.warmup, 2048), self.cfg.train.loss.pre_emphasis, self.device)
+            return pooled
         y_hat = predict_clips(self.model, x.to(self.device), clip, context=max(self.cfg.train.warmup, 2048))
         return metrics(y_hat.cpu().reshape(1, -1, 1), y.reshape(1, -1, 1), self.cfg.train.loss.pre_emphasis)
 
@@ -382,9 +393,16 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         if isinstance(start_weights, dict) and "progress" in start_weights:  # a last.pt: take its model
             start_weights = start_weights["model"]
     phase("loading")
-    audio = load_pair(cfg.data)
+    settings = None
+    if cfg.data.captures is not None:
+        from .conditioned import load_settings
+
+        settings, cfg = load_settings(cfg)
+        audio = settings.primary.pair
+    else:
+        audio = load_pair(cfg.data)
     phase("building the model")
-    trainer = Trainer(cfg, audio, on_event)
+    trainer = Trainer(cfg, audio, on_event, settings)
     check_splits(trainer, cfg.source)
     if start_weights is not None:
         load_weights(trainer.model, start_weights, checkpoint)
@@ -401,6 +419,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         run.write_summary(summary)
     summary.update({"device": str(trainer.device), "latency_samples": audio.latency, "alignment": audio.alignment,
                     "notes": audio.notes})
+    if settings is not None:  # the knobs' names, ranges and defaults: process, eval and exporters read them
+        summary["knobs"] = settings.captures.info()
     try:
         phase("training")
         progress = trainer.fit()
@@ -427,6 +447,8 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         "best_epoch": progress.best_epoch, "val_esr": best.get("val_esr"), "val_esr_pre": best.get("val_esr_pre"),
         "test_esr": test["esr"], "test_esr_pre": test["esr_pre"],
     })
+    if settings is not None:  # ESR per setting on its test span, the held-out settings marked
+        summary["settings"] = trainer.setting_results
     summary["input_peak"] = float(np.max(np.abs(audio.x)))
     summary["target_peak"] = float(np.max(np.abs(audio.y)))
     if cfg.train.stress:

@@ -1,0 +1,146 @@
+"""Training on every setting of a captures manifest: each setting's pair, split by time as a
+single pair is; training batches that mix settings (each example carries its setting's knob
+channels); validation and test over the held-out time spans of every setting, and the
+whole settings held out (``data.holdout``) scored on the same spans, never trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .audio import load_pair
+from .errors import FxforgeError
+from .knobs import CaptureSet, Setting
+from .losses import metrics
+from .pair import PairedAudio
+from .stream import predict_clips
+
+
+def with_knobs(x: torch.Tensor, values) -> torch.Tensor:
+    """(time,) audio as (time, 1 + K): the knob values (0..1) held constant after it."""
+    knobs = torch.as_tensor(list(values), dtype=x.dtype, device=x.device)
+    return torch.cat([x.reshape(-1, 1), knobs.expand(x.shape[0], knobs.numel())], dim=1)
+
+
+@dataclass
+class LoadedSetting:
+    setting: Setting
+    pair: PairedAudio
+    split: dict  # name -> (x (time,), y (time,)) tensors
+
+
+class _Batches:
+    """An epoch's batches, built when indexed (a list of them all would hold every
+    setting's training audio again, with its knob channels)."""
+
+    def __init__(self, groups: list[list[tuple]], knobs: dict):
+        self.groups, self.knobs = groups, knobs
+
+    def __len__(self):
+        return len(self.groups)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return _Batches(self.groups[i], self.knobs)
+        group = self.groups[i]
+        x = torch.cat([xb for xb, _, _ in group])
+        y = torch.cat([yb for _, yb, _ in group])
+        k = torch.stack([self.knobs[s] for _, _, s in group]).unsqueeze(1).expand(-1, x.shape[1], -1)
+        return torch.cat([x, k.to(x.dtype)], dim=-1), y
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class Settings:
+    """Every setting of a CaptureSet, loaded and split."""
+
+    def __init__(self, captures: CaptureSet, data, primary: PairedAudio | None = None):
+        self.captures = captures
+        self.loaded: list[LoadedSetting] = []
+        for s in captures.settings:
+            pair = primary if (primary is not None and s is captures.primary) else load_pair(captures.data_for(data, s))
+            if self.loaded and pair.sample_rate != self.loaded[0].pair.sample_rate:
+                raise FxforgeError(f"{s.file}: sample rate {pair.sample_rate} Hz, but {self.loaded[0].setting.file} "
+                                   f"has {self.loaded[0].pair.sample_rate} Hz")
+            splits = pair.splits(data.split, data.fraction)
+            self.loaded.append(LoadedSetting(s, pair, {k: (torch.from_numpy(x.copy()), torch.from_numpy(y.copy()))
+                                                         for k, (x, y) in splits.items()}))
+        self.knobs = {id(ls.setting): torch.tensor(ls.setting.normalised, dtype=torch.float32) for ls in self.loaded}
+
+    @property
+    def trained(self) -> list[LoadedSetting]:
+        return [ls for ls in self.loaded if not ls.setting.held_out]
+
+    @property
+    def primary(self) -> LoadedSetting:
+        return next(ls for ls in self.loaded if ls.setting is self.captures.primary)
+
+    def train_target(self) -> torch.Tensor:
+        """Every trained setting's training target: the loss is normalised by its energy."""
+        return torch.cat([ls.split["train"][1] for ls in self.trained])
+
+    def samples(self, split: str) -> int:
+        return sum(ls.split[split][0].numel() for ls in self.trained)
+
+    def batches(self, provider, batch_size: int, generator: torch.Generator) -> _Batches:
+        """The provider's examples of every trained setting, shuffled together into batches of
+        ``batch_size``; examples of different lengths never share a batch."""
+        examples = []
+        for ls in self.trained:
+            x, y = ls.split["train"]
+            examples += [(xb, yb, id(ls.setting)) for xb, yb in provider.batches(x, y, 1, generator)]
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        groups: list[list[tuple]] = []
+        open_by_length: dict[int, list[tuple]] = {}
+        for i in order:
+            ex = examples[i]
+            group = open_by_length.setdefault(ex[0].shape[1], [])
+            group.append(ex)
+            if len(group) == batch_size:
+                groups.append(group)
+                open_by_length[ex[0].shape[1]] = []
+        groups += [g for g in open_by_length.values() if g]
+        return _Batches(groups, self.knobs)
+
+    def evaluate(self, model, split: str, clip: int, context: int, pre_emphasis: float,
+                 device=None) -> tuple[dict[str, float], list[dict]]:
+        """ESR over the trained settings' ``split`` spans together, and per setting (the held-out
+        ones included, marked)."""
+        rows, outs, targets = [], [], []
+        for ls in self.loaded:
+            x, y = ls.split[split]
+            y_hat = predict_clips(model, with_knobs(x, ls.setting.normalised).to(device), clip, context).cpu()
+            m = metrics(y_hat.reshape(1, -1, 1), y.reshape(1, -1, 1), pre_emphasis)
+            rows.append({"knobs": dict(ls.setting.knobs), "held_out": ls.setting.held_out,
+                         "esr": m["esr"], "esr_pre": m["esr_pre"]})
+            if not ls.setting.held_out:
+                outs.append(y_hat.reshape(-1))
+                targets.append(y.reshape(-1))
+        pooled = metrics(torch.cat(outs).reshape(1, -1, 1), torch.cat(targets).reshape(1, -1, 1), pre_emphasis)
+        return pooled, rows
+
+
+def load_settings(cfg):
+    """A captures run's settings, and its config with the model's knob keys filled in (the
+    knob count from the manifest; ``knob_defaults`` the primary setting, which the audio-only
+    machinery plays). A model without knob inputs is refused in one line."""
+    import dataclasses
+
+    from .knobs import read_captures
+
+    where = cfg.source
+    captures = read_captures(cfg.data, where)
+    fields = type(cfg.model).model_fields
+    if "knobs" not in fields or "knob_defaults" not in fields:
+        raise FxforgeError(f"{where}: model.name: model '{cfg.model.name}' takes no knob inputs, and data.captures "
+                           f"trains a conditioned model (wave-lstm or gru)")
+    count = len(captures.knobs)
+    given = cfg.model.knobs
+    if given and given != count:
+        raise FxforgeError(f"{where}: model.knobs: {given}, but {captures.path} has {count} knobs "
+                           f"({', '.join(k.name for k in captures.knobs)}); leave model.knobs out, the core sets it")
+    model = cfg.model.model_copy(update={"knobs": count, "knob_defaults": list(captures.primary.normalised)})
+    cfg = dataclasses.replace(cfg, model=model)
+    return Settings(captures, cfg.data), cfg
