@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.linalg import solve_toeplitz
 
 NEGATIVE_LAGS = 256      # the noise reference: a causal effect leaves these lags empty
@@ -37,24 +38,33 @@ CLEAN = 1000.0
 # ... and a noisy estimate's onset is taken this many samples early: under-correcting costs a
 # model a few samples of delay to learn, over-correcting cuts into the response (NAM backs off 1).
 SAFETY = 4
-FAIR = 100.0  # ... below this peak-to-noise ratio
 # The quiet before a response: this many taps whose RMS is within QUIET_RMS of the noise's.
 QUIET_RUN = 32
 QUIET_RMS = 1.5
 EDGE_RUN, EDGE_LEVEL = 4, 2.0     # the last taps before the onset: each within 2x the quiet's RMS
+# A clipper's output is far more linear in a clipped copy of its input than in the input
+# (a Hammerstein view, y ~ h * tanh(g x)): its estimated response stands out of the noise,
+# whose spread around lag 0 otherwise hides the onset. Gains in units of 1 / the input's RMS;
+# tried only where the plain estimate is noisy.
+SATURATIONS = (0.1, 0.3, 1.0)
 
 
 def linear_response(x: np.ndarray, y: np.ndarray, negative: int, positive: int, ridge: float = RIDGE) -> np.ndarray:
     """Least-squares FIR h with y[n] ~ sum_k h[k] x[n - k] for k in [-negative, positive];
     returned as an array whose index i is lag i - negative."""
-    x = np.asarray(x, np.float64) - np.mean(x)
-    y = np.asarray(y, np.float64) - np.mean(y)
     n = min(len(x), len(y))
-    x, y = x[:n], y[:n]
-    size = 1 << (2 * n - 1).bit_length()
-    fx = np.fft.rfft(x, size)
-    auto = np.fft.irfft(fx * np.conj(fx), size)
-    cross = np.fft.irfft(np.fft.rfft(y, size) * np.conj(fx), size)  # index k: sum_n y[n] x[n - k]
+    size = sp_fft.next_fast_len(2 * n - 1, real=True)
+    return _solve(_spectrum(x[:n], size), _spectrum(y[:n], size), size, negative, positive, ridge)
+
+
+def _spectrum(signal: np.ndarray, size: int) -> np.ndarray:
+    signal = np.asarray(signal, np.float64)
+    return sp_fft.rfft(signal - np.mean(signal), size, workers=-1)
+
+
+def _solve(fx: np.ndarray, fy: np.ndarray, size: int, negative: int, positive: int, ridge: float) -> np.ndarray:
+    auto = sp_fft.irfft(fx * np.conj(fx), size, workers=-1)
+    cross = sp_fft.irfft(fy * np.conj(fx), size, workers=-1)  # index k: sum_n y[n] x[n - k]
     taps = negative + positive + 1
     if auto[0] <= 0:
         return np.zeros(taps)
@@ -62,7 +72,8 @@ def linear_response(x: np.ndarray, y: np.ndarray, negative: int, positive: int, 
     column = auto[:taps].copy()
     column[0] *= 1 + ridge
     h = solve_toeplitz(column, rhs)
-    residual = max(0.0, 1 - float(h @ rhs) / max(float(y @ y), 1e-30))
+    energy = float(sp_fft.irfft(fy * np.conj(fy), size, workers=-1)[0])
+    residual = max(0.0, 1 - float(h @ rhs) / max(energy, 1e-30))
     if residual < RIDGE_RESIDUAL:  # nearly linear: less loading, a sharper response
         column[0] = auto[0] * (1 + max(ridge * residual / RIDGE_RESIDUAL, 1e-10))
         h = solve_toeplitz(column, rhs)
@@ -135,8 +146,6 @@ def latency_to_correct(onset: Onset) -> tuple[int, str]:
     if lag < MIN_CORRECTED:
         return 0, (f"an onset of {lag} samples is within a noisy estimate's uncertainty "
                    "(a response rising slowly out of the noise)")
-    if onset.peak_to_noise >= FAIR:
-        return lag, ""
     return lag - SAFETY, f"taken {SAFETY} samples early: the estimate is noisy (peak {onset.peak_to_noise:.0f}x the noise)"
 
 
@@ -147,6 +156,7 @@ class Response:
     h: np.ndarray
     first_lag: int
     onset: Onset
+    view: str = "the input"   # what the response was estimated from
 
     @property
     def lags(self) -> np.ndarray:
@@ -166,18 +176,37 @@ class Response:
 def estimate_response(x: np.ndarray, y: np.ndarray, sample_rate: int, max_lag: int) -> Response:
     """The linear response over lags -NEGATIVE_LAGS .. max_lag + RESPONSE_TAIL.
 
-    It is estimated on up to WINDOWS stretches of WINDOW_SECONDS spread over the pair, and
-    the clearest one is kept: a fuzz's loudest passage is its least linear, a quieter one
-    shows the response above the noise."""
+    It is estimated on up to WINDOWS stretches of WINDOW_SECONDS spread over the pair, from
+    the input and, where that is noisy, from clipped copies of it (SATURATIONS): a fuzz's
+    loudest passage is its least linear, a quieter one shows the response above the noise."""
     n = min(len(x), len(y))
     span = min(n, int(WINDOW_SECONDS * sample_rate))
     count = min(WINDOWS, -(-n // span))
     starts = np.linspace(0, n - span, count).astype(int) if count > 1 else [0]
     negative = min(NEGATIVE_LAGS, max(32, span // 64))
-    best = None
+    size = sp_fft.next_fast_len(2 * span - 1, real=True)
+    x = np.asarray(x, np.float64)
+    rms = float(np.sqrt(np.mean(x[:n] ** 2)))
+    # Per view, the clearest window; across views, the latest onset of a clear estimate: a
+    # view in which the response is less linear spreads it around lag 0 (an earlier onset),
+    # never later.
+    best: dict[str, Response] = {}
     for start in starts:
-        h = linear_response(x[start : start + span], y[start : start + span], negative, max_lag + RESPONSE_TAIL)
-        candidate = Response(h, -negative, find_onset(h, negative))
-        if best is None or candidate.onset.peak_to_noise > best.onset.peak_to_noise:
-            best = candidate
-    return best
+        xs, fy = x[start : start + span], _spectrum(y[start : start + span], size)
+        for i, (view, signal) in enumerate(_views(xs, rms)):
+            h = _solve(_spectrum(signal, size), fy, size, negative, max_lag + RESPONSE_TAIL, RIDGE)
+            candidate = Response(h, -negative, find_onset(h, negative), view)
+            if view not in best or candidate.onset.peak_to_noise > best[view].onset.peak_to_noise:
+                best[view] = candidate
+            if i == 0 and candidate.onset.peak_to_noise >= CLEAN:
+                break  # linear enough: a clipped view only blurs it
+    plain = best["the input"]
+    clear = [r for r in best.values() if r.onset.sure]
+    return max(clear, key=lambda r: r.onset.lag) if clear else plain
+
+
+def _views(x: np.ndarray, rms: float):
+    yield "the input", x
+    if rms > 0:
+        for gain in SATURATIONS:
+            yield f"tanh({gain:g} x / rms), a clipped copy of the input", np.tanh(gain * x / rms)

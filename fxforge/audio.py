@@ -109,7 +109,7 @@ def _latency_from_response(x, y, sr: int, max_lag: int, response, data, notes: l
     lag, why = align.latency_to_correct(onset)
     if onset.sure:
         notes.append(f"measured latency {max(0, onset.lag)} samples ({1000 * max(0, onset.lag) / sr:.2f} ms): "
-                     f"the onset of the estimated response (its peak is at {onset.peak_lag})")
+                     f"the onset of the response estimated from {response.view} (its peak is at {onset.peak_lag})")
     if why:
         notes.append(f"latency {'left at 0' if lag == 0 else f'corrected by {lag}'}: {why}")
         if not onset.sure:

@@ -89,12 +89,15 @@ def apply_sets(doc: dict, sets: list[str]) -> dict:
     keys = {key for key, _, _ in parsed}
     data = doc.get("data")
     if isinstance(data, dict):
-        if keys & {"data.input", "data.target"} and "data.demo" not in keys:
+        if keys & {"data.input", "data.target", "data.captures"} and "data.demo" not in keys:
             data.pop("demo", None)
-        if "data.demo" in keys:
+        if keys & {"data.demo", "data.captures"}:
             for key in ("input", "target"):
                 if f"data.{key}" not in keys:
                     data.pop(key, None)
+        if keys & {"data.input", "data.target", "data.demo"} and "data.captures" not in keys:
+            data.pop("captures", None)
+            data.pop("holdout", None)
     for key, value, item in parsed:
         set_path(doc, key, value, f"--set {item}")
     return doc

@@ -69,6 +69,20 @@ def test_delay_amp_and_cabinet_give_the_delay_never_more(x, tmp_path, n):
     assert n - 2 * align.SAFETY <= lag <= n  # a noisy estimate is taken early, never late
 
 
+def fuzz(x: np.ndarray) -> np.ndarray:
+    """A fuzz: a hard clipper at 40 dB of gain between two tone filters."""
+    pre = signal.lfilter(*signal.butter(1, 80, "high", fs=SR), x)
+    return signal.lfilter(*signal.butter(2, 3000, fs=SR), 0.3 * np.clip(100 * pre, -1, 1))
+
+
+@pytest.mark.parametrize("n", [40, 90])
+def test_a_fuzz_gives_its_delay_never_more(x, tmp_path, n):
+    # Its output is almost square, so its linear response spreads around lag 0 and rises over
+    # a few samples out of the noise: taken a little early, never late.
+    lag, notes = latency_of(x, delayed(fuzz(x), n), tmp_path)
+    assert n - 4 * align.SAFETY <= lag <= n, notes
+
+
 def test_a_response_buried_in_noise_leaves_latency_at_zero_and_says_why(x, tmp_path):
     # An octave-up rectifier: its output is nearly uncorrelated with the input, so the
     # linear response is noise; the faint linear bleed still lines it up in the window.
