@@ -454,6 +454,37 @@ def capture_signal_cmd(output: Path = typer.Argument(..., help="the reamp file t
                   f"output at the same rate, then: fxforge train {output} recorded.wav")
 
 
+@app.command("capture")
+def capture_cmd(out_dir: Path = typer.Argument(..., help="folder for dry.wav, a WAV per setting and captures.toml"),
+                knob: List[str] = typer.Option([], "--knob", help="drive=0:1:5 (min:max:count) or drive=0.1,0.5,0.9; repeat per knob"),
+                range_: List[str] = typer.Option([], "--range", help="drive=0:1: the knob's range where --knob gives a list"),
+                plan: str = typer.Option("grid", "--plan", help="grid (every combination) or lhs:N (N Latin-hypercube points)"),
+                seed: int = typer.Option(0, "--seed", help="the Latin hypercube's seed"),
+                vst3: Optional[Path] = typer.Option(None, "--vst3", help="a VST3 plugin; knobs are its parameters, in its units"),
+                chain: Optional[Path] = typer.Option(None, "--chain", help="a chain of pedalboard effects (TOML)"),
+                render: Optional[str] = typer.Option(None, "--render", help="a command with {input}, {output} and {KNOB} placeholders"),
+                signal: Optional[Path] = typer.Option(None, "--signal", help="an existing capture signal (else generated)"),
+                channel: Optional[int] = typer.Option(None, "--channel", min=0, help="the --signal file's channel"),
+                seconds: float = typer.Option(180.0, "--seconds", help="the generated signal's length; 40 s at least"),
+                sample_rate: int = typer.Option(48_000, "--sample-rate", min=8000, help="the generated signal's rate"),
+                force: bool = typer.Option(False, "--force", help="replace a capture already in OUT_DIR")):
+    """Render the capture signal through an effect at every knob setting of a plan: the pairs
+    and a captures.toml to train one conditioned model on ([data] captures = ...)."""
+    from .capture import CaptureDisplay, capture, load_signal, make_source, parse_knobs, plan_points
+
+    knobs = parse_knobs(knob, range_)
+    points = plan_points(knobs, plan, seed)
+    source = make_source(vst3, chain, render)
+    x, sr = load_signal(signal, seconds, sample_rate, channel)
+    warn = lambda m: err_console.print(f"warning: {m}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    with CaptureDisplay(console, enabled=_verbose["level"] >= 0) as display:
+        manifest = capture(out_dir, x, sr, knobs, points, source, force=force, warn=warn, progress=display)
+    if _verbose["level"] >= 0:
+        console.print(f"wrote {out_dir / 'captures.toml'}: {len(manifest.targets)} settings of "
+                      f"{', '.join(manifest.names)} from {source.describe}, {len(x) / sr:g} s at {sr} Hz; train on it "
+                      f"with [data] captures = \"{out_dir / 'captures.toml'}\"", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def report(path: Path = typer.Argument(..., help="a finished run directory, or a sweep directory"),
            threads: int = typer.Option(1, "--threads", min=1, help="CPU threads")):
