@@ -226,8 +226,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             predict_clips(self.model, head, clip, context=max(self.cfg.train.warmup, 2048))
-        total = self.settings.samples("validation") if self.settings else x.numel()
-        return (time.perf_counter() - started) * max(1.0, total / head.numel())
+        return (time.perf_counter() - started) * max(1.0, x.numel() / head.numel())
 
     def _snapshot(self) -> dict:
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
@@ -309,7 +308,8 @@ class Trainer:
         clip = int(self.cfg.train.val_clip_seconds * self.sr)
         if self.settings is not None:  # the trained settings together; each setting's row kept
             pooled, self.setting_results = self.settings.evaluate(
-                self.model, split, clip, max(self.cfg.train.warmup, 2048), self.cfg.train.loss.pre_emphasis, self.device)
+                self.model, split, clip, max(self.cfg.train.warmup, 2048), self.cfg.train.loss.pre_emphasis, self.device,
+                held_out=split == "test")
             return pooled
         y_hat = predict_clips(self.model, x.to(self.device), clip, context=max(self.cfg.train.warmup, 2048))
         return metrics(y_hat.cpu().reshape(1, -1, 1), y.reshape(1, -1, 1), self.cfg.train.loss.pre_emphasis)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# AIDA-X's compiled input sizes (model_variant.hpp's MAX_INPUT_SIZE): the audio and up to two knobs.
+MAX_INPUTS = 3
 # AIDA-X's compiled hidden sizes (model_variant.hpp), the same for LSTM and GRU.
 HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)
 SIZES_TEXT = ", ".join(map(str, HIDDEN_SIZES))
@@ -47,6 +49,7 @@ class AidaxModel:
     in_skip: int         # 1: y = x + f(x)
     layers: list[dict]
     description: str
+    inputs: int = 1      # in_shape[-1]: the audio, then the knobs (AIDA-X's 2- and 3-input models)
 
 
 def _matrix(t: torch.Tensor) -> list:
@@ -84,8 +87,16 @@ def _recurrent(module, attr: str, kind: str) -> AidaxModel:
     name = "LSTM" if kind == "lstm" else "GRU"
     if not isinstance(rnn, cls):
         raise Unsupported(f"expected module.{attr} (an nn.{name})")
-    if rnn.input_size != 1 or not rnn.batch_first or rnn.bidirectional or getattr(rnn, "proj_size", 0) or not rnn.bias:
-        raise Unsupported(f"AIDA-X's {name} is unidirectional, biased, input_size 1, without projection")
+    knobs = int(getattr(module, "knobs", 0) or 0)
+    if knobs and getattr(module, "conditioning", "concat") != "concat":
+        raise Unsupported(f"AIDA-X takes knobs concatenated to the input, and this run's conditioning is "
+                          f"{module.conditioning}; train with --set model.conditioning=\"concat\" for AIDA-X, "
+                          f"or export it as a plugin with `fxforge export juce`")
+    if knobs > MAX_INPUTS - 1:
+        raise Unsupported(f"AIDA-X compiles models of up to {MAX_INPUTS} inputs (the audio and {MAX_INPUTS - 1} knobs) "
+                          f"and this run has {knobs} knobs")
+    if rnn.input_size != 1 + knobs or not rnn.batch_first or rnn.bidirectional or getattr(rnn, "proj_size", 0) or not rnn.bias:
+        raise Unsupported(f"AIDA-X's {name} is unidirectional, biased, input_size 1 (plus its knobs), without projection")
     h, n = rnn.hidden_size, rnn.num_layers
     if n != 1:
         raise Unsupported(f"AIDA-X compiles one {name} layer and this run has {n}; train with "
@@ -103,7 +114,9 @@ def _recurrent(module, attr: str, kind: str) -> AidaxModel:
         raise Unsupported("the model starts from a non-zero state and RTNeural's reset() sets it to zero")
     residual = bool(getattr(module, "residual", False))
     return AidaxModel(kind, h, int(residual), _layers(kind, rnn, head),
-                      f"{name} 1x{h} -> Dense({h}, 1)" + (", in_skip (y = x + f(x))" if residual else ""))
+                      f"{name} 1x{h} -> Dense({h}, 1)" + (f", {1 + knobs} inputs (audio, {knobs} knob{'s' * (knobs > 1)})"
+                                                          if knobs else "")
+                      + (", in_skip (y = x + f(x))" if residual else ""), 1 + knobs)
 
 
 def map_run(model_name: str, module, cabinet: bool) -> AidaxModel:

@@ -109,8 +109,11 @@ def aidax_dict(run, config: AidaxConfig, mapped: AidaxModel | None = None) -> di
             "parameters": s.get("parameters"),
         },
     }
+    knobs = (s.get("knobs") or {}).get("knobs") or []
+    if mapped.inputs > 1:  # the knobs after the audio, in order, with the ranges the model's 0..1 maps to
+        metadata["knobs"] = knobs
     return {
-        "in_shape": [None, None, 1],
+        "in_shape": [None, None, mapped.inputs],
         "in_skip": mapped.in_skip,
         "in_gain": float(config.in_gain),
         "out_gain": float(config.out_gain),
@@ -187,7 +190,9 @@ def export(run, config: AidaxConfig):
     doc = aidax_dict(run, config, mapped)
     write_export(config.out, json.dumps(doc), config.force)
     console.print(f"wrote {config.out} ({mapped.description}; {run.sample_rate} Hz)")
-    if config.verify:
+    if config.verify and mapped.inputs > 1:
+        console.print("verify skipped: the RTNeural check renders one-input models; this one takes knobs too")
+    elif config.verify:
         err = verify(config.out, run, config, console)
         if err is not None and err > config.tolerance:
             console.print(f"verify failed: RTNeural's parser differs from the run by {err:.3g} > {config.tolerance:g}")
