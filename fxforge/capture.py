@@ -336,14 +336,14 @@ class ChainSource(Source):
         return pedalboard.Pedalboard(plugins)
 
     def check(self, names, points):
+        for setting in points:  # every expression and constructor, before anything renders
+            self.board(setting)
         used = {n for _, _, params in self.effects for v in params.values()
                 if isinstance(v, str) and _PLACEHOLDER.search(v) for n in _names(v)}
         for name in names:
             if name not in used:
                 raise FxforgeError(f"{self.path}: no parameter uses the knob {name} (write \"{{{name}}}\" "
                                    "in an expression)")
-        for setting in points:  # every expression and constructor, before anything renders
-            self.board(setting)
 
     def render(self, x, sample_rate, setting, dry, out):
         return _process(self.board(setting), x, sample_rate)
@@ -512,6 +512,17 @@ def refuse_existing(out_dir: Path, files: list[str], force: bool) -> None:
             raise FxforgeError(f"{out_dir / name}: already exists; not overwriting (--force to replace it)")
 
 
+def prepare(out_dir: Path, knobs: list[KnobPlan], points: list[dict[str, float]], source: Source,
+            force: bool = False) -> list[str]:
+    """The targets' file names, once the folder and the source are known to work with the
+    plan: every refusal comes before the signal is generated or anything is written."""
+    taken: set[str] = set()
+    names = [target_name(p, taken) for p in points]
+    refuse_existing(Path(out_dir), [DRY_NAME, *names], force)
+    source.check([k.name for k in knobs], points)
+    return names
+
+
 def capture(out_dir: Path, x: np.ndarray, sample_rate: int, knobs: list[KnobPlan], points: list[dict[str, float]],
             source: Source, force: bool = False, warn: Callable[[str], None] = lambda m: None,
             progress: Callable[[int, int, str], None] = lambda i, n, name: None) -> Manifest:
@@ -521,10 +532,7 @@ def capture(out_dir: Path, x: np.ndarray, sample_rate: int, knobs: list[KnobPlan
     from .audio import write_audio
 
     out_dir = Path(out_dir)
-    taken: set[str] = set()
-    names = [target_name(p, taken) for p in points]
-    refuse_existing(out_dir, [DRY_NAME, *names], force)
-    source.check([k.name for k in knobs], points)
+    names = prepare(out_dir, knobs, points, source, force)
     out_dir.mkdir(parents=True, exist_ok=True)
     if force:  # a half-written folder must not keep the previous capture's manifest
         (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
