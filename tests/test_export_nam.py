@@ -1,12 +1,15 @@
-"""`fxforge export nam RUN -o model.nam`: NAM's .nam format, checked with NAM's own loader.
+"""`fxforge export nam RUN -o model.nam`: NAM's .nam format, checked with NAM's own loaders.
 
-The loader checks need neural-amp-modeler (the `test` extra installs it); without it they
-skip and the refusal and metadata checks still run.
+The Python loader checks need neural-amp-modeler (the `test` extra installs it); the C++
+checks need a NeuralAmpModelerCore checkout (FXFORGE_NAM_CORE_DIR), Eigen and a C++
+compiler. Without them those tests skip and the refusal and metadata checks still run.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,8 +42,24 @@ needs_nam = pytest.mark.skipif(
     not _has_nam(),
     reason="neural-amp-modeler is not installed (pip install -e '.[test]'): these tests load the .nam with NAM's own loader")
 
+def _nam_core() -> Path | None:
+    from fxforge_nam.core import find_compiler, missing
+
+    for cand in (os.environ.get("FXFORGE_NAM_CORE_DIR"), "/work/ext/NeuralAmpModelerCore"):
+        if cand and Path(cand, "NAM", "get_dsp.h").is_file():
+            return Path(cand) if missing(Path(cand), find_compiler()) is None else None
+    return None
+
+
+needs_core = pytest.mark.skipif(
+    _nam_core() is None,
+    reason="needs a NeuralAmpModelerCore checkout (FXFORGE_NAM_CORE_DIR; git clone "
+           "https://github.com/sdatkinson/NeuralAmpModelerCore) with Eigen (its submodule or libeigen3-dev) "
+           "and a C++ compiler: these tests play the .nam in NAM's C++ loader")
+
 NAM_WAVENET = TINY.replace('name = "wave-lstm"\nhidden_size = 8',
                            'name = "wavenet"\npreset = "nam-wavenet"\narrays = [4, 2]\nmax_dilation = 64')
+NAM_LSTM = TINY.replace("hidden_size = 8", "hidden_size = 8\nresidual = false")
 CABINET = TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64")
 HINT = 'the wavenet with preset = "nam-wavenet" (--set model.preset=nam-wavenet), NAM\'s standard WaveNet'
 
@@ -58,6 +77,12 @@ def _train(folder: Path, text: str) -> Path:
 def nam_run(tmp_path_factory) -> Path:
     """A tiny NAM-layout WaveNet trained through the CLI."""
     return _train(tmp_path_factory.mktemp("namwn"), NAM_WAVENET)
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory) -> Path:
+    """A tiny non-residual LSTM (exactly NAM's LSTM) trained through the CLI."""
+    return _train(tmp_path_factory.mktemp("namlstm"), NAM_LSTM)
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +170,93 @@ def test_non_residual_lstm_matches(layers):
 
 
 @needs_nam
-def test_verify_flag(nam_run, tmp_path):
-    r = run_cli("export", "nam", nam_run, "-o", tmp_path / "v.nam", "--verify")
+def test_verify_flag_without_nam_core_says_why(nam_run, tmp_path):
+    nowhere = tmp_path / "nowhere"
+    r = run_cli("export", "nam", nam_run, "-o", tmp_path / "v.nam", "--verify", env={"FXFORGE_NAM_CORE_DIR": str(nowhere)})
     assert r.returncode == 0, r.stderr
-    assert "verify ok: NAM's loader matches the run" in r.stderr
+    assert re.search(r"NAM's loader \(nam.models.init_from_nam\) vs the run: max abs error \S+", r.stderr)
+    assert (f"verify skipped for NeuralAmpModelerCore: it compiles NAM's C++ loader and needs "
+            f"FXFORGE_NAM_CORE_DIR={nowhere} is not a NeuralAmpModelerCore checkout (no NAM/get_dsp.h)") in r.stderr
+    assert "verify ok: NAM's loader matches the run within" in r.stderr
+    assert (tmp_path / "v.nam").is_file()
+
+
+def test_a_wrong_nam_core_dir_is_one_line_and_writes_nothing(nam_run, tmp_path):
+    r = run_cli("export", "nam", nam_run, "-o", tmp_path / "v.nam", "--verify", "--nam-core-dir", tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"error: fxforge export nam: --nam-core-dir {tmp_path}: not a NeuralAmpModelerCore "
+                                "checkout (no NAM/get_dsp.h; git clone https://github.com/sdatkinson/NeuralAmpModelerCore)")
+    assert not (tmp_path / "v.nam").exists()
+
+
+# ---------------------------------------------------------------- NAM's C++ core
+
+
+def _core_exe():
+    from fxforge_nam.core import build_check, find_compiler
+
+    return build_check(_nam_core().resolve(), find_compiler())
+
+
+@needs_core
+@pytest.mark.parametrize("which", ["wavenet", "lstm"])
+def test_nam_core_plays_the_file_as_fxforge_process(which, nam_run, lstm_run, tmp_path):
+    """NeuralAmpModelerCore's get_dsp, block by block as a plugin calls it, against `fxforge process`:
+    after the core's prewarm (its start in NAM's plugin), and for the LSTM also from the file's own
+    initial state (the WaveNet's buffers start at zero there, which no host plays)."""
+    from fxforge_nam.core import render
+
+    run_dir = nam_run if which == "wavenet" else lstm_run
+    r = run_cli("export", "nam", run_dir, "-o", tmp_path / "m.nam")
+    assert r.returncode == 0, r.stderr
+    x = synth_di(2.0, 9)
+    silence = 24_000 if which == "lstm" else 0  # the LSTM's half-second prewarm, whole 64-sample blocks
+    sf.write(tmp_path / "in.wav", np.concatenate([np.zeros(silence, np.float32), x]), SR, subtype="FLOAT")
+    r = run_cli("process", run_dir, tmp_path / "in.wav", tmp_path / "out.wav", "--block", 256)
+    assert r.returncode == 0, r.stderr
+    ours = sf.read(tmp_path / "out.wav", dtype="float32")[0][silence:]
+    assert np.max(np.abs(ours)) > 0.05  # a model that does something
+    theirs, info = render(_core_exe(), tmp_path / "m.nam", x, block=64, prewarm=True)
+    assert info["architecture"] == ("WaveNet" if which == "wavenet" else "LSTM")
+    if which == "lstm":
+        assert info["prewarm_samples"] == silence
+    assert np.max(np.abs(theirs - ours)) < 1e-5
+    if which == "lstm":
+        cold, info = render(_core_exe(), tmp_path / "m.nam", x, block=64, prewarm=False)
+        assert info["prewarm_samples"] == 0
+        sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+        assert run_cli("process", run_dir, tmp_path / "in.wav", tmp_path / "cold.wav", "--block", 256).returncode == 0
+        assert np.max(np.abs(cold - sf.read(tmp_path / "cold.wav", dtype="float32")[0])) < 1e-5
+
+
+@needs_core
+def test_nam_core_refuses_a_broken_file_in_one_line(exported, tmp_path):
+    from fxforge import FxforgeError
+    from fxforge_nam.core import render
+
+    doc = json.loads(exported.read_text())
+    doc["weights"] = doc["weights"] + [0.5] * 5  # what a layout that is not NAM's would leave over
+    (tmp_path / "long.nam").write_text(json.dumps(doc))
+    with pytest.raises(FxforgeError, match=r"long.nam: NeuralAmpModelerCore refused it: Weight mismatch"):
+        render(_core_exe(), tmp_path / "long.nam", synth_di(0.1, 1))
+
+
+@needs_core
+@pytest.mark.parametrize("which", ["wavenet", "lstm"])
+def test_verify_plays_the_file_in_nam_core(which, nam_run, lstm_run, tmp_path):
+    run_dir = nam_run if which == "wavenet" else lstm_run
+    r = run_cli("export", "nam", run_dir, "-o", tmp_path / "v.nam", "--verify",
+                env={"FXFORGE_NAM_CORE_DIR": str(_nam_core())}, timeout=900)
+    assert r.returncode == 0, r.stderr
+    lines = re.findall(r"NeuralAmpModelerCore's get_dsp vs the run, block (\d+), (after its prewarm|from the file's "
+                       r"initial state).*: max abs error (\S+)", r.stderr)
+    expected = [("17", "after its prewarm"), ("512", "after its prewarm")]
+    if which == "lstm":
+        expected.append(("64", "from the file's initial state"))
+    assert [(b, how) for b, how, _ in lines] == expected, r.stderr
+    assert all(float(err) < 1e-5 for *_, err in lines), r.stderr
+    expected_ok = "NAM's loader and NeuralAmpModelerCore match" if _has_nam() else "NeuralAmpModelerCore matches"
+    assert f"verify ok: {expected_ok} the run within" in r.stderr
 
 
 # ---------------------------------------------------------------- metadata

@@ -3,8 +3,10 @@
 Writes NAM's current .nam JSON (``version`` 0.7.0, ``architecture``,
 ``config``, flat ``weights`` in NAM's order, ``sample_rate``, ``metadata``) for
 the models NAM represents exactly (see :mod:`fxforge_nam.mapping`); any other
-run is refused with a one-line reason. ``--verify`` loads the file with NAM's
-own loader (``nam.models.init_from_nam``) and compares it with the run's model.
+run is refused with a one-line reason. ``--verify`` plays the file in NAM's own
+loaders and compares with the run's model: the Python one (``nam.models.init_from_nam``)
+and, where a NeuralAmpModelerCore checkout and a C++ compiler are here, the core's
+``nam::get_dsp`` as NAM's plugin runs it (see :mod:`fxforge_nam.core`).
 """
 from __future__ import annotations
 
@@ -43,8 +45,10 @@ class NamConfig(BaseModel):
     tone_type: Optional[Literal[TONE_TYPES]] = Field(None, description=" | ".join(TONE_TYPES))
     input_level_dbu: Optional[float] = Field(None, description="analog level in dBu of a 0 dBFS input (reamp calibration)")
     output_level_dbu: Optional[float] = Field(None, description="analog level in dBu of a 0 dBFS output")
-    verify: bool = Field(False, description="load the file with NAM's loader and compare with the run (needs neural-amp-modeler)")
+    verify: bool = Field(False, description="play the file in NAM's loaders and compare with the run: neural-amp-modeler's "
+                                            "and NeuralAmpModelerCore's (each skipped, saying why, when absent)")
     tolerance: float = Field(1e-5, gt=0, description="--verify: largest allowed max abs error")
+    nam_core_dir: Optional[Path] = Field(None, description="NeuralAmpModelerCore checkout for --verify (default: $FXFORGE_NAM_CORE_DIR)")
     force: bool = Field(False, description="overwrite an existing file")
 
     @field_validator("out")
@@ -119,32 +123,98 @@ def loudness_and_gain(model) -> Optional[tuple[float, float]]:
     return float(loudness), gain
 
 
-def test_signal(sample_rate: int, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
-    """Guitar-like: plucked notes (decaying harmonics) over the playing range, then silence."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    x = np.zeros(n)
-    for start in np.arange(0.0, seconds * 0.8, 0.2):
-        f0 = 82.41 * 2 ** (rng.integers(0, 24) / 12)
-        env = np.where(t >= start, np.exp(-(t - start) * rng.uniform(3, 8)), 0.0)
-        note = sum(np.sin(2 * np.pi * f0 * k * (t - start)) / k ** 1.3 for k in range(1, 9))
-        x += rng.uniform(0.2, 1.0) * env * note
-    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+def _say(console, line: str) -> None:
+    """One line as it is: no wrapping inside it, no markup read from paths."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-def verify(path: Path, model, sample_rate: int) -> float:
-    """Max abs difference between NAM's loader on ``path`` and ``model``."""
+def test_signal(input_peak: Optional[float], seconds: float = 3.0) -> np.ndarray:
+    """fxforge's guitar-like DI at the run's training level plus 3 dB of headroom."""
+    from fxforge.demo import synth_di
+
+    x = synth_di(seconds, seed=11).astype(np.float64)
+    peak = input_peak if isinstance(input_peak, (int, float)) and 0 < input_peak <= 4 else 0.5
+    return (x * (peak * 10 ** (3 / 20) / np.max(np.abs(x)))).astype(np.float32)
+
+
+def _has_nam() -> bool:
     try:
-        from nam.models import init_from_nam
-    except ImportError:
-        raise FxforgeError("--verify loads the file with NAM's loader: pip install neural-amp-modeler") from None
+        return importlib.util.find_spec("nam") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def verify_python(path: Path, model, x: np.ndarray) -> float:
+    """Max abs difference between neural-amp-modeler's loader on ``path`` and ``model``."""
+    from nam.models import init_from_nam
+
     nam_model = init_from_nam(json.loads(Path(path).read_text())).eval()
-    x = test_signal(sample_rate)
     with torch.no_grad():
         y_nam = nam_model(torch.from_numpy(x)).numpy()
-    y = run_model(model, x)[0]
-    return float(np.max(np.abs(y_nam - y)))
+    return float(np.max(np.abs(y_nam - run_model(model, x)[0])))
+
+
+# Host block sizes for the core: one that divides nothing and one a DAW uses.
+CORE_BLOCKS = (17, 512)
+
+
+def verify_core(path: Path, model, x: np.ndarray, core: Path, compiler: str, console) -> float:
+    """Max abs difference between NeuralAmpModelerCore's get_dsp on ``path`` and ``model``,
+    played as NAM's plugin plays it: after the core's prewarm, block by block; an LSTM also from
+    the initial state the file holds (no prewarm), which checks that state."""
+    from .core import build_check, render
+
+    exe = build_check(core, compiler, announce=lambda line: _say(console, f"  {line}"))
+    refs: dict[int, np.ndarray] = {}
+
+    def ours(silence: int) -> np.ndarray:
+        # The core ran `silence` samples of silence through the model before the audio.
+        if silence not in refs:
+            padded = np.concatenate([np.zeros(silence, np.float32), x])
+            refs[silence] = run_model(model, padded)[0][silence:]
+        return refs[silence]
+
+    def one(block: int, prewarm: bool) -> tuple[float, str]:
+        theirs, info = render(exe, Path(path), x, block, prewarm)
+        silence = int(info.get("prewarm_samples") or 0)
+        err = float(np.max(np.abs(theirs.astype(np.float64) - ours(silence))))
+        how = (f"after its prewarm ({silence} samples of silence)" if prewarm
+               else "from the file's initial state (no prewarm)")
+        _say(console, f"  NeuralAmpModelerCore's get_dsp vs the run, block {block}, {how}: max abs error {err:.3g}")
+        return err, str(info.get("architecture"))
+
+    errs = [one(block, True) for block in CORE_BLOCKS]
+    # An LSTM's start is the state the file holds; a WaveNet's buffers start at zero without
+    # the prewarm, which is not how any host plays it.
+    if errs[0][1] == "LSTM":
+        errs.append(one(64, False))
+    return max(e for e, _ in errs)
+
+
+def verify(path: Path, run, config: NamConfig, console) -> list[tuple[float, str]]:
+    """(max abs difference, loader) for each of NAM's loaders that played ``path``
+    against the run; empty when every check skipped (each says why)."""
+    from .core import find_compiler, find_core, missing
+
+    s = getattr(run, "summary", None) or {}
+    x = test_signal(s.get("input_peak"))
+    model = run.model.eval()
+    results: list[tuple[float, str]] = []
+    _say(console, f"verify on fxforge's guitar-like DI: {len(x) / int(run.sample_rate):.0f} s, peak "
+                  f"{np.max(np.abs(x)):.2f} (the run's input peak + 3 dB)")
+    if _has_nam():
+        err = verify_python(path, model, x)
+        _say(console, f"  NAM's loader (nam.models.init_from_nam) vs the run: max abs error {err:.3g}")
+        results.append((err, "NAM's loader"))
+    else:
+        _say(console, "verify skipped for NAM's Python loader: it needs neural-amp-modeler (pip install neural-amp-modeler)")
+    core, cxx = find_core(config.nam_core_dir), find_compiler()
+    why = missing(core, cxx)
+    if why is None:
+        results.append((verify_core(path, model, x, core, cxx, console), "NeuralAmpModelerCore"))
+    else:
+        _say(console, f"verify skipped for NeuralAmpModelerCore: it compiles NAM's C++ loader and needs {why}")
+    return results
 
 
 # ---------------------------------------------------------------- the file
@@ -215,15 +285,29 @@ def export(run, config: NamConfig):
         mapped = _map(run)
     except Unsupported as e:
         raise FxforgeError(f"the nam exporter cannot export model '{model_name(run)[:60]}': {' '.join(str(e).split())}") from None
+    if config.nam_core_dir is not None:  # a wrong path is a usage error, before anything is written
+        from .core import find_core
+
+        try:
+            find_core(config.nam_core_dir)
+        except FxforgeError as e:
+            raise FxforgeError(f"fxforge export nam: {e}") from None
     doc = nam_dict(run, config, mapped)
     write_export(config.out, json.dumps(doc), config.force)
     console.print(f"wrote {config.out} ({mapped.description}; {len(mapped.weights)} weights, {run.sample_rate} Hz)")
     if config.verify:
-        err = verify(config.out, run.model, int(run.sample_rate))
-        if err > config.tolerance:
-            console.print(f"verify failed: NAM's loader differs from the run by {err:.3g} > {config.tolerance:g}")
+        results = verify(config.out, run, config, console)
+        bad = [(e, who) for e, who in results if not e <= config.tolerance]  # a NaN fails too
+        if not results:
+            _say(console, "verify skipped: neither of NAM's loaders is here (see above); the file is written, unchecked")
+        elif bad:
+            for e, who in bad:
+                _say(console, f"verify failed: {who} differs from the run by {e:.3g} > {config.tolerance:g}")
             raise SystemExit(1)
-        console.print(f"verify ok: NAM's loader matches the run within {err:.3g} (<= {config.tolerance:g})")
+        else:
+            _say(console, f"verify ok: {' and '.join(who for _, who in results)} "
+                          f"match{'es' if len(results) == 1 else ''} the run within "
+                          f"{max(e for e, _ in results):.3g} (<= {config.tolerance:g})")
     return config.out
 
 
