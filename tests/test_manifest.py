@@ -137,3 +137,15 @@ def test_importing_the_manifest_loads_neither_torch_nor_numpy():
             "print(','.join(m for m in ('torch', 'numpy', 'pedalboard') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stderr
+
+
+def test_the_readme_example_for_a_pedal_reamped_by_hand_reads(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Capture the knobs"):]
+    block = section[section.index("A real pedal works the same way by hand"):]
+    block = block[block.index("```toml\n") + 8:]
+    m = read_manifest(write(tmp_path, block[: block.index("```")]))
+    assert m.names == ["drive", "tone"] and m.normalised({"drive": 2}) == [0.2, 0.5]
+    assert [t.latency for t in m.targets] == [0, None]
