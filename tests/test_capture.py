@@ -317,3 +317,35 @@ def test_the_readme_lv2_template_renders_guitarix_mxr_distortion(tmp_path):
     quiet, hot = (sf.read(m.target_path(t), dtype="float32")[0] for t in m.targets)
     assert np.sqrt(np.mean(hot**2)) > 1.5 * np.sqrt(np.mean(quiet**2))  # the drive knob drives
     assert all(t.latency is not None for t in m.targets)
+
+
+def test_a_grid_from_a_vst3_built_by_our_juce_exporter(tmp_path):
+    """Slow (a C++ build of minutes): FXFORGE_SLOW=1, as make test-all runs it."""
+    pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+    from test_export_juce import EXPORTABLE, _build_prerequisites, cli, lively, make_run_dir
+
+    why = _build_prerequisites()
+    if why:
+        pytest.skip(why)
+    name, _, section = EXPORTABLE["lstm-2x8"]
+    run = make_run_dir(tmp_path, lively("lstm-2x8"), f'name = "{name}"\n{section}')
+    args = ["export", "juce", run, "--out", tmp_path / "Plug", "--name", "Fxforge Capture", "--formats", "VST3", "--build"]
+    if os.environ.get("FXFORGE_JUCE_DIR"):
+        args += ["--juce-dir", os.environ["FXFORGE_JUCE_DIR"]]
+    built = cli(*args, timeout=3600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    vst3 = next((tmp_path / "Plug" / "build").glob("FxforgePlugin_artefacts/Release/VST3/*.vst3"))
+
+    r = capture(tmp_path, "--vst3", vst3, "--knob", "mix=0:100:3", "--knob", "output_db=-6,0")
+    assert r.returncode == 0, r.stderr
+    m = read_manifest(tmp_path / "out")
+    assert [t.knobs for t in m.targets] == [{"mix": a, "output_db": b} for a in (0.0, 50.0, 100.0) for b in (-6.0, 0.0)]
+    assert all(t.latency == 0 for t in m.targets)  # the plugin reports and adds no latency
+    x, _ = sf.read(m.input_path, dtype="float32")
+    y = {(t.knobs["mix"], t.knobs["output_db"]): sf.read(m.target_path(t), dtype="float32")[0] for t in m.targets}
+    # The knobs did what the plugin's parameters say, in their own units: all dry at mix 0, the
+    # wet signal 6 dB down at output -6, half of each at mix 50.
+    assert np.abs(y[100, 0] - x).max() > 1e-2
+    np.testing.assert_allclose(y[0, 0], x, atol=1e-6)
+    np.testing.assert_allclose(y[100, -6], 10 ** (-6 / 20) * y[100, 0], atol=1e-5)
+    np.testing.assert_allclose(y[50, 0], 0.5 * (x + y[100, 0]), atol=1e-5)
