@@ -122,7 +122,7 @@ def nparams(model) -> int:
 
 def our_models() -> dict:
     """name -> (exporter model name, constructor, note)."""
-    from fxforge.cabinet import CabinetConfig, CabinetFIR
+    from fxforge_cabinet import CabinetConfig, CabinetFIR
     from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM
     from fxforge_wavenet.plugin import PRESETS, WaveNet
 

@@ -24,13 +24,14 @@ from .specs import (  # noqa: E402
     ModelSpec,
     ProviderSpec,
     SchedulerSpec,
+    StageSpec,
 )
 
-_LAZY = {"cut_segments": ".batching", "Run": ".runs", "load_run": ".runs", "StreamingModel": ".model"}
+_LAZY = {"cut_segments": ".batching", "Run": ".runs", "load_run": ".runs", "StreamingModel": ".model", "Stage": ".model"}
 
 if TYPE_CHECKING:
     from .batching import cut_segments
-    from .model import StreamingModel
+    from .model import Stage, StreamingModel
     from .runs import Run, load_run
 
 
@@ -44,5 +45,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "KnobsConfig", "ModelConfig", "ModelSpec",
-    "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
+    "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "Stage", "StageSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
 ]

@@ -122,10 +122,12 @@ def validation_message(exc: ValidationError, where: str, prefix: str, model: typ
     return str(validation_error(exc, where, prefix, model))
 
 
-def validation_error(exc: ValidationError, where: str, prefix: str, model: type[BaseModel]) -> FxforgeError:
+def validation_error(exc: ValidationError, where: str, prefix: str, model: type[BaseModel],
+                     also: tuple[str, ...] = ()) -> FxforgeError:
     """The first pydantic error as an FxforgeError with its file, dotted field and
     message. An unknown key comes first: it is usually a misspelling of the key
-    another error says is missing."""
+    another error says is missing. ``also``: keys valid beside the model's fields (the
+    stages a [model] section may hold), offered as close matches too."""
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
     loc = [str(p) for p in err["loc"]]
@@ -140,7 +142,7 @@ def validation_error(exc: ValidationError, where: str, prefix: str, model: type[
             parent = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
             if parent is None:
                 break
-        valid = sorted(parent.model_fields) if parent else []
+        valid = sorted({*parent.model_fields, *(also if parent is model else ())}) if parent else []
         close = difflib.get_close_matches(loc[-1], valid, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else (f" (valid: {', '.join(valid)})" if valid else "")
         what = "unknown section" if not prefix and len(loc) == 1 and model is Envelope else "unknown key"
@@ -154,14 +156,14 @@ def validation_error(exc: ValidationError, where: str, prefix: str, model: type[
     return FxforgeError(f"{msg}{more}", where=where, field=dotted)
 
 
-def validate(model: type[BaseModel], data: Any, where: str, prefix: str = ""):
+def validate(model: type[BaseModel], data: Any, where: str, prefix: str = "", also: tuple[str, ...] = ()):
     if not isinstance(data, dict):
         raise FxforgeError(f"expected a table (section), got {type(data).__name__}", where=where,
                            field=prefix or "(top level)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, where, prefix, model) from None
+        raise validation_error(exc, where, prefix, model, also) from None
 
 
 def load_config(path: Path | str, sets: list[str] | None = None, registry=None) -> RunConfig:
@@ -169,6 +171,23 @@ def load_config(path: Path | str, sets: list[str] | None = None, registry=None) 
     path = Path(path)
     doc = apply_sets(read_toml(path), list(sets or []))
     return config_from_dict(doc, str(path), registry)
+
+
+def _model_with_stages(model_spec, section: dict, where: str, reg):
+    """Validate [model]: its own keys by the model's Config, each ``[model.<stage>]`` table
+    by that registered stage's Config, kept in ``model_cfg.stages`` in the file's order.
+    Only a waveform model (a ModelConfig) takes stages; a key the model itself declares
+    stays the model's even where a stage shares its name."""
+    from .specs import ModelConfig
+
+    if not issubclass(model_spec.Config, ModelConfig):
+        return validate(model_spec.Config, section, where, "model")
+    names = tuple(n for n in reg.names("stage") if n not in model_spec.Config.model_fields)
+    own = {k: v for k, v in section.items() if k not in names}
+    model_cfg = validate(model_spec.Config, own, where, "model", also=names)
+    for name in (k for k in section if k in names):
+        model_cfg.stages[name] = validate(reg.get("stage", name).Config, section[name], where, f"model.{name}")
+    return model_cfg
 
 
 def config_from_dict(doc: dict, where: str, registry=None) -> RunConfig:
@@ -180,7 +199,7 @@ def config_from_dict(doc: dict, where: str, registry=None) -> RunConfig:
         raise FxforgeError(f"Field required (installed: {', '.join(reg.names('model')) or 'none'})",
                            where=where, field="model.name")
     model_spec = reg.get("model", str(env.model["name"]), where=where, field="model.name")
-    model_cfg = validate(model_spec.Config, env.model, where, "model")
+    model_cfg = _model_with_stages(model_spec, env.model, where, reg)
 
     provider_name = env.data.get("provider") or model_spec.provider
     provider_spec = reg.get("provider", str(provider_name), where=where, field="data.provider")

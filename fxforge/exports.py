@@ -34,9 +34,15 @@ def model_name(run) -> str:
     return str(getattr(getattr(run.config, "model", None), "name", "?"))
 
 
+def stage_names(run) -> list[str]:
+    """The stages the run's model ends in ([model.<stage>] tables), innermost first."""
+    return list(getattr(getattr(run.config, "model", None), "stages", None) or {})
+
+
 def has_cabinet(run) -> bool:
-    """Whether the run's model ends in the cabinet stage."""
-    return getattr(getattr(run.config, "model", None), "cabinet", None) is not None
+    """Whether the run's model ends in any stage: the formats the NAM and AIDA-X exporters
+    write hold none (the name is theirs, from when the cabinet was the only one)."""
+    return bool(stage_names(run))
 
 
 def write_export(path: Path, text: str, force: bool) -> None:

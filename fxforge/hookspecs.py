@@ -61,10 +61,23 @@ def fxforge_register_exporters(register):
     """
 
 
+@hookspec
+def fxforge_register_stages(register):
+    """Register stages: ``register(StageSpec(name, summary, Config, build, reload, exports))``.
+
+    A stage wraps any waveform model's output; a run file selects it with a
+    ``[model.<name>]`` table, validated by ``Config``. ``build(inner, config,
+    sample_rate)`` returns a ``fxforge.model.Stage`` (set its ``stage_name`` to
+    ``name``) whose ``StreamingModel`` hooks train it. ``exports`` holds a facet
+    per exporter name (``{"juce": fragment}``), called with the built module.
+    """
+
+
 HOOK_KINDS = {
     "fxforge_register_models": "model",
     "fxforge_register_providers": "provider",
     "fxforge_register_schedulers": "scheduler",
     "fxforge_register_devices": "device",
     "fxforge_register_exporters": "exporter",
+    "fxforge_register_stages": "stage",
 }

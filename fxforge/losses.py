@@ -70,7 +70,7 @@ class Loss(torch.nn.Module):
 
     def quadratic_terms(self) -> list[tuple[float, float, float | None]]:
         """The ESR terms as (weight, pre-emphasis coefficient or 0, energy they divide by or
-        None for the batch's own): what a least-squares stage (the cabinet FIR) minimises.
+        None for the batch's own): what a least-squares stage (a FIR re-solved in after_step) minimises.
         Plain ESR when the loss has none."""
         c = self.cfg
         terms = [(c.esr_pre, c.pre_emphasis, self.energy_pre)] * bool(c.esr_pre)

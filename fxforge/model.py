@@ -74,3 +74,27 @@ class _Defaults:
 def contract(model: torch.nn.Module):
     """The model's hooks: itself when it is a StreamingModel, else the defaults."""
     return model if isinstance(model, StreamingModel) else _Defaults(model)
+
+
+class Stage(StreamingModel):
+    """A module that wraps a model's output (``[model.<name>]`` in a run file, registered with
+    ``fxforge_register_stages``): the model it wraps is ``inner``, and the trainer sees only
+    the outermost module, so a stage's hooks are the ones that run. ``stage_name`` is the name
+    its StageSpec is registered under: an exporter looks the stage's export facet up by it."""
+
+    #: The registered StageSpec's name.
+    stage_name: str = ""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.latency = contract(inner).latency
+
+
+def unwrap(model: torch.nn.Module) -> tuple[torch.nn.Module, list[Stage]]:
+    """The model inside any stages, and the stages from the innermost out."""
+    stages: list[Stage] = []
+    while isinstance(model, Stage):
+        stages.append(model)
+        model = model.inner
+    return model, stages[::-1]

@@ -140,6 +140,10 @@ def _spec_error(spec: Any, kind: str) -> str | None:
         return f"{kind} name {spec.name!r} is not a plain name (letters, digits, '-', '_')"
     if not (isinstance(spec.Config, type) and issubclass(spec.Config, BaseModel)):
         return f"{kind} '{spec.name}': Config must be a pydantic model class"
+    if kind == "stage" and spec.name == "name":
+        return "stage name 'name' is the model's own key in [model]"
+    if kind == "stage" and not all(callable(f) for f in dict(spec.exports).values()):
+        return f"stage '{spec.name}': each of exports must be a callable facet(module)"
     if kind == "exporter" and spec.name == "all":
         return "exporter name 'all' is taken by `fxforge export all`"
     if kind in ("model", "scheduler") and not issubclass(spec.Config, ComponentConfig):

@@ -195,14 +195,17 @@ def open_run(path: Path | str) -> RunDir:
 def build_model(cfg: RunConfig, sample_rate: int) -> torch.nn.Module:
     from .registry import get_registry
 
-    spec = get_registry().get("model", cfg.model.name, where=cfg.source, field="model.name")
+    reg = get_registry()
+    spec = reg.get("model", cfg.model.name, where=cfg.source, field="model.name")
     model = spec.build(cfg.model, sample_rate)
-    cabinet = getattr(cfg.model, "cabinet", None)
-    if cabinet is not None:
-        from .cabinet import CabinetFIR
-
-        model = CabinetFIR(model, cabinet, sample_rate)
+    for name, stage_cfg in stages_of(cfg.model).items():  # innermost first, as the file lists them
+        model = reg.get("stage", name, where=cfg.source, field=f"model.{name}").build(model, stage_cfg, sample_rate)
     return model
+
+
+def stages_of(model_cfg) -> dict:
+    """The stages a model config ends in (``[model.<stage>]`` tables), name -> config."""
+    return dict(getattr(model_cfg, "stages", None) or {})
 
 
 def load_run(path: Path | str, weights: str = "model") -> Run:
@@ -214,8 +217,12 @@ def load_run(path: Path | str, weights: str = "model") -> Run:
         sr = int(summary["sample_rate"])
     except (KeyError, TypeError, ValueError):
         raise FxforgeError(f"{rd.summary_path}: has no sample_rate") from None
-    if getattr(cfg.model, "cabinet", None) is not None:  # the trained weights replace the initial IR
-        cfg.model.cabinet.ir = None
+    if stages_of(cfg.model):  # each stage rebuilt as its trained weights expect (StageSpec.reload)
+        from .registry import get_registry
+
+        for name, stage_cfg in stages_of(cfg.model).items():
+            cfg.model.stages[name] = get_registry().get("stage", name, where=str(rd.config_path),
+                                                        field=f"model.{name}").reload(stage_cfg)
     model = build_model(cfg, sr)
     ckpt = rd.model_path if weights == "model" else rd.last_path
     if not ckpt.exists():

@@ -6,11 +6,9 @@ validated by it, so a plugin owns the keys of its section.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from .schema import CabinetConfig
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer, model_validator
 
 
 class ComponentConfig(BaseModel):
@@ -22,10 +20,25 @@ class ComponentConfig(BaseModel):
 
 
 class ModelConfig(ComponentConfig):
-    """Base for a waveform model's Config: adds the optional cabinet stage
-    (``[model.cabinet] taps = 512``) that the core appends to any such model."""
+    """Base for a waveform model's Config: any registered stage may follow such a model.
 
-    cabinet: Optional["CabinetConfig"] = None
+    A ``[model.<stage>]`` table (``[model.cabinet] taps = 512``) names the stage and holds
+    its keys; ``fxforge.config`` validates it with that stage's Config and keeps it in
+    ``stages`` (name -> config, in the file's order), outside the model's own fields, so a
+    model's Config never lists the stages. Dumping the config writes the tables back."""
+
+    _stages: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def stages(self) -> dict[str, BaseModel]:
+        return self._stages
+
+    @model_serializer(mode="wrap")
+    def _dump_with_stages(self, handler, info):
+        out = handler(self)
+        for name, cfg in self._stages.items():
+            out[name] = cfg.model_dump(mode=info.mode)
+        return out
 
 
 class KnobsConfig(BaseModel):
@@ -116,6 +129,28 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
+class StageSpec:
+    """A module that wraps a model's output, selected by a ``[model.<name>]`` table.
+
+    ``Config`` (a pydantic model) validates that table. ``build(inner, config,
+    sample_rate)`` returns a ``fxforge.model.Stage`` wrapping ``inner`` with the same
+    streaming face; its contract hooks (param_groups, fit_start, penalty, after_step,
+    optional_state) are how it trains. ``reload(config)`` gives the config to rebuild
+    it with before a trained run's weights are loaded into it (default: unchanged).
+    ``exports`` maps an exporter's name to its facet for this stage, ``facet(module)``,
+    whose result that exporter documents; an exporter refuses a stage it has no facet for.
+    """
+
+    name: str
+    summary: str
+    Config: type[BaseModel]
+    build: Callable[[Any, Any, int], Any]
+    reload: Callable[[Any], Any] = lambda config: config
+    exports: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    kind = "stage"
+
+
+@dataclass(frozen=True)
 class ExporterSpec:
     """Turns a trained run into something else (a plugin project, a file).
 
@@ -143,4 +178,5 @@ SPEC_TYPES = {
     "scheduler": SchedulerSpec,
     "device": DeviceSpec,
     "exporter": ExporterSpec,
+    "stage": StageSpec,
 }

@@ -163,8 +163,8 @@ class StabilityPenalty:
         idx = (torch.arange(length, device=self.device) + self.pos) % n
         self.pos = (self.pos + length) % n
         x, quiet = self.x[:, idx], self.quiet[:, idx]
-        # In eval mode: a stage that gathers training statistics in forward (the cabinet's
-        # running normal equations) must not see the stress stream.
+        # In eval mode: a stage that gathers training statistics in forward (a least-squares
+        # stage's running normal equations) must not see the stress stream.
         was_training = model.training
         model.eval()
         try:

@@ -25,7 +25,7 @@ from conftest import run_cli as _run_cli
 pytest.importorskip("fxforge_aidax", reason="pip install -e plugins/fxforge-aidax")
 pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 
-from fxforge.cabinet import CabinetConfig, CabinetFIR  # noqa: E402
+from fxforge_cabinet import CabinetConfig, CabinetFIR  # noqa: E402
 from fxforge.demo import synth_di  # noqa: E402
 from fxforge_aidax.plugin import refuses  # noqa: E402
 from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402

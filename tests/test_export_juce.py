@@ -25,7 +25,7 @@ fxforge_juce = pytest.importorskip("fxforge_juce", reason="pip install -e plugin
 pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 pytest.importorskip("fxforge_wavenet", reason="pip install -e plugins/fxforge-wavenet")
 
-from fxforge.cabinet import CabinetConfig, CabinetFIR  # noqa: E402
+from fxforge_cabinet import CabinetConfig, CabinetFIR  # noqa: E402
 from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
 from fxforge_wavenet.plugin import WaveNet  # noqa: E402
 

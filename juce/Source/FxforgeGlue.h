@@ -1,6 +1,7 @@
 #pragma once
 // Streaming glue that RTNeural's sequential ModelT cannot express: the learned
-// cabinet FIR (the block-wise WaveNet is in FxforgeWaveNet.h). Header-only, no
+// cabinet FIR, which the fxforge-cabinet stage's JUCE fragment declares (the block-wise
+// WaveNet is in FxforgeWaveNet.h). Header-only, no
 // allocation after construction, one sample per call.
 
 #include <RTNeural/RTNeural.h>
@@ -27,7 +28,7 @@ class Fir
 {
 public:
     /** ``ir`` newest-tap-first, as PyTorch stores it (cabinet.ir); ``dcPole`` the pole of the
-        one-pole DC blocker in front of it (cabinet.dc_pole; fxforge.cabinet.dc_block). */
+        one-pole DC blocker in front of it (cabinet.dc_pole; fxforge_cabinet.fir.dc_block). */
     void load (const std::vector<float>& ir, float dcPole)
     {
         for (int j = 0; j < N; ++j)

@@ -9,8 +9,9 @@ WaveNet, the statements that turn ``n`` samples of ``in`` into ``out``), and the
 tensors to embed. Everything that reaches C++ is built from integers and fixed
 strings, never from user text.
 
-A run with the learned cabinet stage (``fxforge.cabinet.CabinetFIR``) maps
-its inner model as usual and appends the FIR (``fxforge::Fir<taps>``).
+A model wrapped in stages (``fxforge.model.Stage``, ``[model.<stage>]``) maps
+its inner model as usual and appends each stage's fragment, which the stage's
+package ships as its ``StageSpec.exports["juce"]`` facet (see :func:`append`).
 """
 from __future__ import annotations
 
@@ -203,28 +204,55 @@ def wavenet(module: nn.Module) -> RTModel:
     return RTModel(members, loaders, [], weights, residual, arch, resets, block=block)
 
 
-# ---------------------------------------------------------------- cabinet
+# ---------------------------------------------------------------- stages
+
+#: What a stage's "juce" facet returns: plain data, so a stage's package needs nothing of this
+#: one's. Each list is appended to the inner model's; ``weights`` join the embedded state-dict
+#: JSON (names the fragment's loaders read); ``architecture`` follows " -> " in the metadata.
+FRAGMENT_KEYS = ("members", "loaders", "body", "block", "weights", "architecture", "resets")
 
 
-def _with_cabinet(rt: RTModel, ir: torch.Tensor, dc_pole: float) -> RTModel:
-    taps = int(ir.numel())
+def append(rt: RTModel, fragment: dict) -> RTModel:
+    """``rt`` followed by a stage's fragment (per sample in ``body``, or per block for a
+    block-wise model)."""
+    unknown = set(fragment) - set(FRAGMENT_KEYS)
+    if unknown:
+        raise Unsupported(f"its juce fragment has unknown keys: {', '.join(sorted(unknown))}")
     return RTModel(
-        members=rt.members + [f"Fir<{taps}> cabinet;"],
-        loaders=rt.loaders + ['cabinet.load (json.at ("cabinet.ir").get<std::vector<float>>(), '
-                              'json.at ("cabinet.dc_pole").get<std::vector<float>>().at (0));'],
-        body=rt.body + ["y = cabinet.process (y);"] if rt.body else [],
-        block=rt.block + ["for (int i = 0; i < n; ++i)", "    out[i] = cabinet.process (out[i]);"] if rt.block else [],
-        weights={**rt.weights, "cabinet.ir": _tensor(ir), "cabinet.dc_pole": torch.tensor([dc_pole])},
+        members=rt.members + list(fragment.get("members", [])),
+        loaders=rt.loaders + list(fragment.get("loaders", [])),
+        body=rt.body + list(fragment.get("body", [])) if rt.body else [],
+        block=rt.block + list(fragment.get("block", [])) if rt.block else [],
+        weights={**rt.weights, **{k: _tensor(v) for k, v in fragment.get("weights", {}).items()}},
         residual=rt.residual,
-        architecture=f"{rt.architecture} -> cabinet FIR {taps} taps",
-        resets=rt.resets + ["cabinet.reset();"],
+        architecture=f"{rt.architecture} -> {fragment['architecture']}" if fragment.get("architecture")
+        else rt.architecture,
+        resets=rt.resets + list(fragment.get("resets", [])),
     )
 
 
+def _stage_fragment(stage: nn.Module) -> dict:
+    from fxforge import FxforgeError
+    from fxforge.registry import get_registry
+
+    name = getattr(stage, "stage_name", "") or type(stage).__name__
+    try:
+        facet = dict(get_registry().get("stage", name).exports).get("juce")
+    except FxforgeError:  # a stage module whose package is not installed
+        facet = None
+    if facet is None:
+        raise Unsupported(f"the stage '{name}' has no JUCE export (its package registers no 'juce' facet)")
+    return facet(stage)
+
+
 def map_model(name: str, module: nn.Module) -> RTModel:
+    from fxforge.model import unwrap
+
     fn = MAPPERS.get(name)
     if fn is None:
         raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())})")
-    if hasattr(module, "inner") and isinstance(getattr(module, "ir", None), torch.Tensor):  # fxforge.cabinet.CabinetFIR
-        return _with_cabinet(fn(module.inner), module.ir, float(module.dc_pole))
-    return fn(module)
+    inner, stages = unwrap(module)
+    rt = fn(inner)
+    for stage in stages:
+        rt = append(rt, _stage_fragment(stage))
+    return rt
