@@ -62,6 +62,7 @@ class Registry:
     def load_entry_points(self) -> "Registry":
         # FXFORGE_DISABLE=pkg-a,pkg-b skips packages without uninstalling them.
         disabled = {p.strip() for p in os.environ.get("FXFORGE_DISABLE", "").split(",") if p.strip()}
+        self.load_defaults(disabled)
         for ep in md.entry_points(group="fxforge"):
             dist = ep.dist.name if ep.dist else ep.name
             version = ep.dist.version if ep.dist else "?"
@@ -73,6 +74,25 @@ class Registry:
                 self.problems.append(Problem(dist, f"import failed: {type(exc).__name__}: {exc}"))
                 continue
             self.add_plugin(plugin, dist, version, entry_point=ep.value)
+        return self
+
+    def load_defaults(self, disabled: set[str] = frozenset()) -> "Registry":
+        """The core's own plugins (fxforge.builtins.DEFAULT_PLUGINS), through add_plugin as
+        any package's; imported here, not at import time, so the registry stays torch-free."""
+        import importlib
+
+        from . import __version__
+        from .builtins import DEFAULT_PLUGINS
+
+        for name, module in DEFAULT_PLUGINS:
+            if name in disabled:
+                continue
+            try:
+                plugin = importlib.import_module(module)
+            except Exception as exc:  # as for an entry point: reported, the rest still load
+                self.problems.append(Problem(name, f"import failed: {type(exc).__name__}: {exc}"))
+                continue
+            self.add_plugin(plugin, name, __version__, entry_point=module)
         return self
 
     def add_plugin(self, plugin: Any, package: str, version: str = "?", entry_point: str = "") -> None:

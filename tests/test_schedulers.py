@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from fxforge_schedulers.plugin import ConstantConfig, CosineConfig, StepConfig, constant, cosine, step
+from fxforge.builtins.schedulers import ConstantConfig, CosineConfig, StepConfig, constant, cosine, step
 
 
 def test_cosine_runs_from_base_to_floor():
