@@ -2,6 +2,7 @@
 written as dry.wav, a WAV per setting and captures.toml, each target checked as a recording is.
 
 The build test (a real VST3 from our JUCE exporter) is slow and runs with FXFORGE_SLOW=1."""
+import json
 import os
 import shlex
 import shutil
@@ -14,7 +15,7 @@ import pedalboard
 import pytest
 import soundfile as sf
 
-from conftest import SR, run_cli
+from conftest import SR, TINY, run_cli, write_config
 from fxforge.manifest import read_manifest
 
 CHAIN = """
@@ -97,20 +98,21 @@ def test_a_two_knob_grid_from_a_pedalboard_chain(tmp_path, chain):
 
 
 def test_a_latin_hypercube_plan_is_seeded_and_fills_every_stratum(tmp_path, chain):
-    def points(seed, out):
-        r = capture(tmp_path, "--knob", "drive=0:1", "--knob", "tone=0:1", "--plan", "lhs:5", "--seed", seed,
-                    "--chain", chain, "-q", out=out)
-        assert r.returncode == 0 and r.stdout == "", r.stderr
-        m = read_manifest(tmp_path / out / "captures.toml")
-        assert all(m.target_path(t).is_file() for t in m.targets)
-        return np.array([[t.knobs["drive"], t.knobs["tone"]] for t in m.targets])
-
-    a = points(7, "a")
+    r = capture(tmp_path, "--knob", "drive=0:1", "--knob", "tone=0:1", "--plan", "lhs:5", "--seed", "7",
+                "--chain", chain, "-q")
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    m = read_manifest(tmp_path / "out" / "captures.toml")
+    assert all(m.target_path(t).is_file() for t in m.targets)
+    a = np.array([[t.knobs["drive"], t.knobs["tone"]] for t in m.targets])
     assert a.shape == (5, 2)
     for column in a.T:  # one point in each fifth of each knob's range
         assert sorted(np.floor(column * 5).astype(int)) == [0, 1, 2, 3, 4]
-    assert np.array_equal(points(7, "b"), a)  # --seed reproduces it
-    assert not np.array_equal(points(8, "c"), a)
+
+    from fxforge.capture import parse_knobs, plan_points
+
+    knobs = parse_knobs(["drive=0:1", "tone=0:1"], [])
+    assert plan_points(knobs, "lhs:5", 7) == [t.knobs for t in m.targets]  # --seed reproduces it
+    assert plan_points(knobs, "lhs:5", 8) != plan_points(knobs, "lhs:5", 7)
 
 
 def test_a_render_command_template_measures_its_latency(tmp_path):
@@ -127,6 +129,17 @@ def test_a_render_command_template_measures_its_latency(tmp_path):
         y, _ = sf.read(m.target_path(t), dtype="float32")
         assert y.ndim == 1 and len(y) == len(x)  # the first channel, mono, the input's length
         np.testing.assert_allclose(y[37:], 0.5 * np.tanh((1 + 9 * t.knobs["drive"]) * x[:-37]), atol=1e-6)
+
+    # The manifest trains as it is: one conditioned model on every setting.
+    run_toml = TINY.replace('input = "di.wav"\ntarget = "amp.wav"', 'captures = "out/captures.toml"')
+    write_config(tmp_path, run_toml.replace("epochs = 2", "epochs = 1"))
+    trained = run_cli("run", "run.toml", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["knobs"]["knobs"] == [{"name": "drive", "min": 0.0, "max": 0.8, "default": 0.4}]
+    assert sorted(row["knobs"]["drive"] for row in summary["settings"]) == [0.0, 0.4, 0.8]
 
     # A failing command: its exit code and the last line it wrote to stderr.
     bad = capture(tmp_path, "--knob", "drive=0.5,1", "--render", template, out="bad")
