@@ -469,7 +469,7 @@ def capture_cmd(out_dir: Path = typer.Argument(..., help="folder for dry.wav, a 
                 sample_rate: int = typer.Option(48_000, "--sample-rate", min=8000, help="the generated signal's rate"),
                 force: bool = typer.Option(False, "--force", help="replace a capture already in OUT_DIR")):
     """Render the capture signal through an effect at every knob setting of a plan: the pairs
-    and a captures.toml to train one conditioned model on ([data] captures = ...)."""
+    and a captures.toml to train one conditioned model on (data.captures)."""
     from .capture import CaptureDisplay, capture, load_signal, make_source, parse_knobs, plan_points, prepare
 
     knobs = parse_knobs(knob, range_)
