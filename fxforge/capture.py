@@ -204,8 +204,7 @@ def _parameters(cls: type) -> dict[str, bool]:
     inner = doc[doc.find("(") + 1 : doc.rfind(")")]
     params, depth, current = [], 0, ""
     for ch in inner:  # split on top-level commas only: Union[str, ndarray] holds one
-        depth += ch in "[(" and 1 or 0
-        depth -= ch in "])" and 1 or 0
+        depth += (ch in "[(") - (ch in "])")
         if ch == "," and depth == 0:
             params.append(current)
             current = ""
