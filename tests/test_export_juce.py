@@ -450,7 +450,11 @@ def test_build_and_verify_plugin(tmp_path):
         for probe in ("110 Hz burst, then silence", "loud low E (+6 dB), then silence"):
             assert re.search(rf"probe {re.escape(probe)}: input -?[\d.]+ dBFS, output peak -?[\d.]+ dBFS, "
                              r"(\d+ ms to -80 dBFS|never below -80 dBFS)", r.stderr), (key, probe)
-        if shutil.which("lv2file"):
+        if shutil.which("jalv") and shutil.which("jackd"):  # the LV2 hosted by jalv, against the model
+            m = re.search(r"LV2 in jalv \(JACK dummy backend\), 256-sample periods, after 24000 samples of silence: "
+                          r"max abs error (\S+)", r.stderr)
+            assert m and float(m[1]) <= 1e-4, (key, r.stderr[-2000:])
+        elif shutil.which("lv2file"):
             assert re.search(r"LV2 in lv2file: (max abs error|not rendered: this lv2file could not instantiate)",
                              r.stderr), key
 
@@ -496,3 +500,17 @@ def test_build_and_verify_plugin(tmp_path):
         info = subprocess.run(["lv2info", "https://fxforge.fxforge.invalid/plugins/fxforge-verify"], capture_output=True,
                               text=True, env={**os.environ, "LV2_PATH": str(bundle.parent)})
         assert info.returncode == 0 and "Fxforge Verify" in info.stdout, info.stdout + info.stderr
+
+
+def test_lv2_check_says_why_jalv_is_not_used(tmp_path, monkeypatch):
+    """Without jalv and jackd the LV2 check falls back to lv2file and names what is missing."""
+    import numpy as np
+    from fxforge_juce import build, lv2host
+
+    real_which = shutil.which
+    gone = ("jalv", "jackd", "lv2file")
+    monkeypatch.setattr(lv2host.shutil, "which", lambda name: None if name in gone else real_which(name))
+    x = np.zeros((2, 64), np.float32)
+    result = build._verify_lv2(tmp_path, x, [x[0], x[1]], 64, SR, model=object())
+    assert result == {"host": "lv2file", "skipped": "skipped: jalv: jalv, jackd not installed (apt-get install jalv "
+                                                    "jackd2); lv2file is not installed (apt-get install lv2file)"}

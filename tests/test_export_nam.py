@@ -247,6 +247,7 @@ def test_verify_plays_the_file_in_nam_core(which, nam_run, lstm_run, tmp_path):
     run_dir = nam_run if which == "wavenet" else lstm_run
     r = run_cli("export", "nam", run_dir, "-o", tmp_path / "v.nam", "--verify",
                 env={"FXFORGE_NAM_CORE_DIR": str(_nam_core())}, timeout=900)
+    print(which, r.stderr)  # the figures, with -s
     assert r.returncode == 0, r.stderr
     lines = re.findall(r"NeuralAmpModelerCore's get_dsp vs the run, block (\d+), (after its prewarm|from the file's "
                        r"initial state).*: max abs error (\S+)", r.stderr)

@@ -341,7 +341,8 @@ def verify_plugin(vst3: Path, model, sample_rate: int, blocks=VERIFY_BLOCKS, con
     no implementation can match it sample for sample: the plugin is compared up to there, and the
     level where that starts is reported (an export bug shows before it, a touchy model after it).
     Burst-then-silence and a loud low note are run through the plugin for its peak and decay.
-    With ``lv2`` (a built bundle) and lv2file installed, the LV2 is rendered in that host too.
+    With ``lv2`` (a built bundle) the LV2 is rendered in a real host too: jalv on a JACK dummy
+    server where jalv and jackd are installed, else lv2file.
     """
     import pedalboard
     import torch
@@ -376,7 +377,7 @@ def verify_plugin(vst3: Path, model, sample_rate: int, blocks=VERIFY_BLOCKS, con
             probes.append({"name": name, "input_peak": float(np.max(np.abs(p))), "finite": finite,
                            "output_peak": float(np.max(np.abs(y))) if finite else float("nan"),
                            "decay_ms": _decay_ms(y, stop, sample_rate) if finite else None})
-        lv2_result = _verify_lv2(lv2, x, whole, trust, sample_rate) if lv2 is not None else None
+        lv2_result = _verify_lv2(lv2, x, whole, trust, sample_rate, model) if lv2 is not None else None
     finally:
         torch.set_num_threads(threads)
     sensitive = None
@@ -439,13 +440,48 @@ def _lilv_finds(uri: str, env: dict) -> bool:
     return out.returncode == 0 and uri in out.stdout
 
 
-def _verify_lv2(bundle: Path, x: np.ndarray, refs: list[np.ndarray], trust: int, sample_rate: int) -> dict:
-    """The LV2 rendered by lv2file (a real LV2 host, through lilv) against the whole-signal reference."""
+def _verify_lv2_jalv(bundle: Path, uri: str, x: np.ndarray, trust: int, sample_rate: int, model) -> dict:
+    """The LV2 hosted by jalv against the model run on the same silence, then the signal."""
+    import torch
+
+    from fxforge.stream import process
+
+    from .lv2host import PREROLL, render
+
+    host = "jalv (JACK dummy backend)"
+    try:
+        y, info = render(bundle, uri, x, sample_rate)
+    except RuntimeError as e:
+        return {"host": host, "uri": uri, "error": float("inf"), "skipped": str(e)}
+    err = 0.0
+    for ch in range(x.shape[0]):
+        padded = np.concatenate([np.zeros(PREROLL, np.float32), x[ch]])
+        ref = process(model, torch.from_numpy(padded)).numpy()[PREROLL:]
+        err = max(err, float(np.max(np.abs(y[ch, :trust].astype(np.float64) - ref[:trust]), initial=0.0)))
+    return {"host": f"{host}, {info.get('period')}-sample periods, after {PREROLL} samples of silence",
+            "uri": uri, "error": err}
+
+
+def _verify_lv2(bundle: Path, x: np.ndarray, refs: list[np.ndarray], trust: int, sample_rate: int,
+                model=None) -> dict:
+    """The LV2 rendered by a real LV2 host (jalv where it is installed, else lv2file; both
+    through lilv) against the model."""
     import soundfile as sf
 
+    from .lv2host import HostMissing, tools
+
+    no_jalv = "no model to compare with"
+    if model is not None:
+        try:
+            tools()
+            bad, uri = lv2_uris(bundle), _lv2_plugin_uri(bundle)
+            if not bad and uri:
+                return _verify_lv2_jalv(bundle, uri, x, trust, sample_rate, model)
+        except HostMissing as e:
+            no_jalv = str(e)
     host = shutil.which("lv2file")
     if not host:
-        return {"host": "lv2file", "skipped": "skipped: lv2file is not installed (apt-get install lv2file)"}
+        return {"host": "lv2file", "skipped": f"skipped: jalv: {no_jalv}; lv2file is not installed (apt-get install lv2file)"}
     bad = lv2_uris(bundle)
     if bad:
         return {"host": "lv2file", "error": float("inf"), "skipped": f"relative IRIs: {', '.join(bad[:3])}"}
@@ -467,7 +503,8 @@ def _verify_lv2(bundle: Path, x: np.ndarray, refs: list[np.ndarray], trust: int,
                 # Debian's lv2file does not instantiate it, though lilv reads the bundle: not an export fault.
                 return {"host": "lv2file", "uri": uri,
                         "skipped": "not rendered: this lv2file could not instantiate it (JUCE's LV2 requires "
-                                   "urid:map, options and bufsize:boundedBlockLength); lilv (lv2info) reads it at its URI"}
+                                   "urid:map, options and bufsize:boundedBlockLength); lilv (lv2info) reads it at its "
+                                   f"URI; jalv, which can: {no_jalv}"}
             return {"host": "lv2file", "error": float("inf"), "skipped": f"lv2file failed ({msg})"}
         y, _ = sf.read(dst, dtype="float32", always_2d=True)
     err = 0.0
