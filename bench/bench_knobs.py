@@ -74,7 +74,8 @@ def score(run_dir: Path, dry: Path, target: Path, drive: float | None, split) ->
     from fxforge.stream import predict_clips
 
     r = load_run(run_dir)
-    pair = load_pair(DataConfig(input=dry, target=target, split=split))
+    # aligned as the run aligned its own pairs
+    pair = load_pair(DataConfig(input=dry, target=target, split=split, latency=r.config.data.latency))
     x, y = pair.splits(split)["test"]
     x = torch.from_numpy(x.copy())
     if drive is not None:
