@@ -197,26 +197,23 @@ def estimate_response(x: np.ndarray, y: np.ndarray, sample_rate: int, max_lag: i
     size = sp_fft.next_fast_len(2 * span - 1, real=True)
     x = np.asarray(x, np.float64)
     rms = float(np.sqrt(np.mean(x[:n] ** 2)))
-    # Per view, the clearest window; across views, the latest onset of a clear estimate: a
-    # view in which the response is less linear spreads it around lag 0 (an earlier onset),
-    # never later.
-    best: dict[str, Response] = {}
+    # The clearest window of the input, then clipped views of that window where it is noisy;
+    # across views, the latest onset of a clear estimate: a view in which the response is less
+    # linear spreads it around lag 0 (an earlier onset), never later.
+    plain, window = None, None
     for start in starts:
         xs, fy = x[start : start + span], _spectrum(y[start : start + span], size)
-        for i, (view, signal) in enumerate(_views(xs, rms)):
-            h = _solve(_spectrum(signal, size), fy, size, negative, max_lag + RESPONSE_TAIL, RIDGE)
-            candidate = Response(h, -negative, find_onset(h, negative), view)
-            if view not in best or candidate.onset.peak_to_noise > best[view].onset.peak_to_noise:
-                best[view] = candidate
-            if i == 0 and candidate.onset.peak_to_noise >= CLEAN:
-                break  # linear enough: a clipped view only blurs it
-    plain = best["the input"]
-    clear = [r for r in best.values() if r.onset.sure]
+        h = _solve(_spectrum(xs, size), fy, size, negative, max_lag + RESPONSE_TAIL, RIDGE)
+        candidate = Response(h, -negative, find_onset(h, negative))
+        if plain is None or candidate.onset.peak_to_noise > plain.onset.peak_to_noise:
+            plain, window = candidate, (xs, fy)
+    if plain.onset.peak_to_noise >= CLEAN or rms == 0:
+        return plain  # linear enough: a clipped view only blurs it
+    xs, fy = window
+    views = [plain]
+    for gain in SATURATIONS:
+        h = _solve(_spectrum(np.tanh(gain * xs / rms), size), fy, size, negative, max_lag + RESPONSE_TAIL, RIDGE)
+        views.append(Response(h, -negative, find_onset(h, negative),
+                              f"tanh({gain:g} x / rms), a clipped copy of the input"))
+    clear = [r for r in views if r.onset.sure]
     return max(clear, key=lambda r: r.onset.lag) if clear else plain
-
-
-def _views(x: np.ndarray, rms: float):
-    yield "the input", x
-    if rms > 0:
-        for gain in SATURATIONS:
-            yield f"tanh({gain:g} x / rms), a clipped copy of the input", np.tanh(gain * x / rms)

@@ -58,7 +58,7 @@ class Progress:
     batch: int = 0          # batches completed within the current epoch
     step: int = 0           # optimizer updates
     samples: int = 0        # training samples seen (with gradient)
-    elapsed: float = 0.0    # wall seconds of the loop (training and validation), summed over resumes
+    elapsed: float = 0.0    # wall seconds against the budget (setup, training, validation), summed over resumes
     train_time: float = 0.0  # of which in training steps (samples/s is counted on these)
     val_seconds: float = 0.0  # the last validation's wall time
     val_every: int = 1      # validate every this many epochs (more when validation is expensive)
@@ -98,6 +98,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, audio, on_event: Callable[[str, dict], None] | None = None, settings=None):
         reg = get_registry()
         self.cfg, self.audio = cfg, audio
+        self.setup_seconds = 0.0  # wall time before fit(), set by train(): the budget counts it
         # data.captures: every setting (fxforge.conditioned.Settings); ``audio`` is then its primary
         # setting, which the audio-only machinery (stability, plots, report, stress) plays.
         self.settings = settings
@@ -169,6 +170,10 @@ class Trainer:
         per_epoch = sum(self.updates_in(xb.shape[1]) for xb, _ in first) or 1
         total_steps = per_epoch * t.epochs
         self.on_event("start", {"total_steps": total_steps, "step": p.step, "time_budget": t.time_budget})
+        # The budget is wall clock: what came before training (loading, aligning, a stage's fit)
+        # counts, and so does everything between steps; a resumed run goes on from its clock.
+        clock_started = time.perf_counter()
+        clock_base = p.elapsed + (self.setup_seconds if p.step == 0 else 0.0)
         if t.time_budget and not p.val_seconds:
             p.val_seconds = self._estimate_validation()
         good = self._snapshot()
@@ -187,9 +192,8 @@ class Trainer:
                         p.batch = len(batches)  # the rest of this epoch is skipped: its order led here
                         break
                     finally:
-                        spent = time.perf_counter() - started
-                        p.elapsed += spent
-                        p.train_time += spent
+                        p.train_time += time.perf_counter() - started
+                        p.elapsed = clock_base + time.perf_counter() - clock_started
                     p.batch += 1
                     self.on_event("batch", {"step": p.step, "loss": loss, "epoch": p.epoch, "samples": p.samples,
                                             "elapsed": p.elapsed, "lr": self.optimizer.param_groups[0]["lr"]})
@@ -208,7 +212,7 @@ class Trainer:
                     started = time.perf_counter()
                     self.validate(loss)
                     p.val_seconds = time.perf_counter() - started
-                    p.elapsed += p.val_seconds
+                    p.elapsed = clock_base + time.perf_counter() - clock_started
                     self._pace_validation(time.perf_counter() - epoch_started - p.val_seconds)
                     good = self._snapshot()
                     if t.patience and p.since_best >= t.patience:
@@ -423,6 +427,7 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         summary["knobs"] = settings.captures.info()
     try:
         phase("training")
+        trainer.setup_seconds = time.perf_counter() - wall_started
         progress = trainer.fit()
     except Interrupted:
         summary["status"] = "interrupted"
