@@ -136,7 +136,7 @@ def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
 
 
 def _pair_key(data, channel_option: str):
-    if data.demo is not None:
+    if data.demo is not None or getattr(data, "captures", None) is not None:  # (a captures run: its pair is keyed)
         return None
     try:
         stats = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)

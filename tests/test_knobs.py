@@ -208,3 +208,13 @@ def test_aidax_exports_a_concat_run_in_its_two_input_layout_and_refuses_film(kno
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert 'conditioning is film; train with --set model.conditioning="concat"' in refused.stderr
     assert not (knobdir / "f.json").exists()
+
+
+def test_check_and_report_of_a_captures_run_play_its_primary_setting(knob_run):
+    folder, run_dir, _ = knob_run
+    out = run_cli("check", run_dir, "--json", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["probes"]
+    out = run_cli("report", run_dir, cwd=folder)
+    assert out.returncode == 0, out.stderr
+    assert (run_dir / "report.html").is_file()
