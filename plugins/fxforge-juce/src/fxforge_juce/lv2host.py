@@ -4,7 +4,7 @@ server with the dummy backend (no sound card).
 JUCE's LV2 requires urid:map, options and bufsize:boundedBlockLength; jalv offers them, where
 lv2file fails to instantiate it and lv2apply has no atom ports. jalv has no file I/O, so
 ``check/jack_render.c`` (compiled once, cached under ``$XDG_CACHE_HOME/fxforge``) plays the
-signal into jalv's inputs and records its outputs, aligned to the sample by JACK's frame time.
+signal into jalv's inputs and records its outputs, aligned to the sample.
 Every process started here is ended here, by its own handle.
 """
 from __future__ import annotations
@@ -106,9 +106,10 @@ def render(bundle: Path, uri: str, x: np.ndarray, sample_rate: int, attempts: in
         src, dst = Path(tmp, "in.f32"), Path(tmp, "out.f32")
         np.ascontiguousarray(x.T, dtype=np.float32).tofile(src)
         try:
-            # -r: no realtime scheduling (a container or CI user has no rtprio); the dummy backend
-            # runs the graph on a clock, with no sound card.
-            jackd = subprocess.Popen([exes["jackd"], "-r", "-n", server, "-d", "dummy", "-r", str(int(sample_rate)),
+            # -r: no realtime scheduling (a container or CI user has no rtprio); -S: each cycle waits
+            # for the graph to finish, so player, host and recorder share it; the dummy backend runs
+            # the graph on a clock, with no sound card.
+            jackd = subprocess.Popen([exes["jackd"], "-r", "-S", "-n", server, "-d", "dummy", "-r", str(int(sample_rate)),
                                       "-p", str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             if not _wait_for(lambda s: "system:" in s, env, 20, exes["jack_lsp"]):
                 err = jackd.stderr.read().decode(errors="replace") if jackd.poll() is not None else ""

@@ -126,7 +126,7 @@ def export(run, config: JuceConfig):
             worst = max(result.errors.values())
             why = (f"max abs error {worst:.3g} > {config.tolerance:g}" if worst > config.tolerance
                    else "non-finite output on a probe" if not all(p["finite"] for p in result.probes)
-                   else f"the LV2 in lv2file: {result.lv2.get('skipped') or result.lv2.get('error')}")
+                   else f"the LV2 in {result.lv2.get('host')}: {result.lv2.get('skipped') or result.lv2.get('error')}")
             console.print(f"[red]verify failed: {why}[/red]")
             raise SystemExit(1)
         worst = max(result.errors.values())

@@ -8,8 +8,9 @@
  * HOST_CLIENT's audio inputs and a recorder fed by its audio outputs, so that the graph has no
  * loop and JACK runs player, host, recorder in that order within each cycle. The player sends
  * PREROLL frames of silence after the connections are made (the plugin has run on silence since
- * the host activated it), then the signal; both note the cycle's frame time
- * (jack_last_frame_time), which places every recorded frame exactly.
+ * the host activated it), then the signal, and notes for each cycle the signal position it
+ * sent; the recorder, later in the same cycle, places what came back exactly (and fails on a
+ * gap or an overlap).
  *
  * Exit status: 0 rendered; 1 bad arguments, no server, the host's ports missing, a timeout.
  */
@@ -29,54 +30,61 @@ static jack_port_t *outs[MAX_CH], *ins[MAX_CH];
 static int channels;
 static long frames, preroll;
 static float *signal, *result;
-static _Atomic long start_frame = -1; /* frame time of the signal's first sample */
-static _Atomic long recorded = 0;     /* frames of the result filled, in order */
+static _Atomic long play_pos = -1;   /* signal position of that cycle's first frame (-1: not yet) */
+static _Atomic long recorded = 0;    /* frames of the result filled, in order; -1: out of order */
 static _Atomic int connected = 0;
-static long silence_sent = 0;
+static long silence_sent = 0, pos = -1;
 
+/* Positions are counted by the player, not read off the frame time: where a loaded machine
+ * makes the dummy backend skip a cycle, no client runs in it and the frame time jumps, but the
+ * plugin still gets the signal without a gap. */
 static int play(jack_nframes_t n, void *arg)
 {
     (void) arg;
     float *buf[MAX_CH];
     for (int c = 0; c < channels; c++)
         buf[c] = jack_port_get_buffer(outs[c], n);
-    long start = atomic_load(&start_frame);
-    const long now = (long) jack_last_frame_time(player);
-    if (start < 0 && atomic_load(&connected))
+    if (pos < 0 && atomic_load(&connected))
     {
         if (silence_sent >= preroll)
-            atomic_store(&start_frame, start = now);
+            pos = 0;
         else
             silence_sent += n;
     }
     for (jack_nframes_t i = 0; i < n; i++)
     {
-        const long k = start < 0 ? -1 : now - start + (long) i;
+        const long k = pos < 0 ? -1 : pos + (long) i;
         for (int c = 0; c < channels; c++)
             buf[c][i] = (k >= 0 && k < frames) ? signal[k * channels + c] : 0.0f;
     }
+    atomic_store(&play_pos, pos);
+    if (pos >= 0)
+        pos += n;
     return 0;
 }
 
 static int record(jack_nframes_t n, void *arg)
 {
     (void) arg;
-    const long start = atomic_load(&start_frame);
+    long done = atomic_load(&recorded);
+    if (done < 0)
+        return 0;
+    /* The player ran before the host, and the host before us, in this same cycle (jackd -S: the
+     * next cycle waits for this one), so the position it last sent is this block's. */
+    const long start = atomic_load(&play_pos);
     if (start < 0)
         return 0;
-    const long now = (long) jack_last_frame_time(recorder);
     const float *buf[MAX_CH];
     for (int c = 0; c < channels; c++)
         buf[c] = jack_port_get_buffer(ins[c], n);
-    long done = atomic_load(&recorded);
     for (jack_nframes_t i = 0; i < n; i++)
     {
-        const long k = now - start + (long) i;
-        if (k < 0 || k >= frames)
-            continue;
-        if (k != done) /* a skipped cycle: the recording would not be the host's output */
+        const long k = start + (long) i;
+        if (k >= frames)
+            break;
+        if (k != done)
         {
-            fprintf(stderr, "JACK skipped a cycle while recording (frame %ld came after %ld)\n", k, done);
+            fprintf(stderr, "frame %ld came back after frame %ld\n", k, done - 1);
             atomic_store(&recorded, -1);
             return 0;
         }
@@ -84,8 +92,7 @@ static int record(jack_nframes_t n, void *arg)
             result[k * channels + c] = buf[c][i];
         done = k + 1;
     }
-    if (done >= 0)
-        atomic_store(&recorded, done);
+    atomic_store(&recorded, done);
     return 0;
 }
 
