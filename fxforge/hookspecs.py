@@ -23,7 +23,9 @@ def fxforge_register_models(register):
     the model's name; add your hyper-parameters). ``build(config, sample_rate)``
     returns an ``nn.Module`` with ``initial_state(batch, device)`` and
     ``forward(x, state) -> (y, state)`` on (batch, time, 1) tensors. It may
-    set ``latency`` (samples of algorithmic delay, default 0).
+    set ``latency`` (samples of algorithmic delay, default 0). ``exports``
+    holds a facet per exporter name (``{"juce": mapping}``), called with the
+    built module, so an exporter maps the model without knowing its attributes.
     """
 
 

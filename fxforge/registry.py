@@ -162,8 +162,8 @@ def _spec_error(spec: Any, kind: str) -> str | None:
         return f"{kind} '{spec.name}': Config must be a pydantic model class"
     if kind == "stage" and spec.name == "name":
         return "stage name 'name' is the model's own key in [model]"
-    if kind == "stage" and not all(callable(f) for f in dict(spec.exports).values()):
-        return f"stage '{spec.name}': each of exports must be a callable facet(module)"
+    if kind in ("model", "stage") and not all(callable(f) for f in dict(spec.exports).values()):
+        return f"{kind} '{spec.name}': each of exports must be a callable facet(module)"
     if kind == "exporter" and spec.name == "all":
         return "exporter name 'all' is taken by `fxforge export all`"
     if kind in ("model", "scheduler") and not issubclass(spec.Config, ComponentConfig):

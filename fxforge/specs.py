@@ -73,6 +73,11 @@ class ModelSpec:
     face ``initial_state(batch, device)`` and ``forward(x, state) -> (y, state)``
     on tensors shaped (batch, time, 1). ``provider`` names the data provider
     that cuts the time-split audio into training examples for it.
+
+    ``exports`` maps an exporter's name to its facet for this model, ``facet(module)``
+    (called with the built module inside any stages), whose result that exporter
+    documents (``"juce"``: fxforge_juce.models, FACET_KEYS), so an exporter needs
+    nothing of the model's attributes.
     """
 
     name: str
@@ -80,6 +85,7 @@ class ModelSpec:
     Config: type[ComponentConfig]
     build: Callable[[Any, int], Any]
     provider: str = "segments"
+    exports: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     kind = "model"
 
 

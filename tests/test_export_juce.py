@@ -321,38 +321,50 @@ def _rtneural_dir() -> Path | None:
     return Path(rt) if rt and Path(rt, "RTNeural", "RTNeural.h").is_file() else None
 
 
-def _render_error(tmp_path: Path, key: str, blocks: tuple[int, ...] = (), model: nn.Module | None = None) -> float:
-    """Max |C++ - PyTorch| of FxforgeModel.h compiled without JUCE (bench/fxforge_render.cpp),
-    fed in blocks cycling through ``blocks`` (default 1, 17, 64, 512, 4096). Built with
-    EIGEN_RUNTIME_NO_MALLOC and assertions on, so a heap allocation by Eigen inside
-    process() aborts the render."""
+CPP_RENDER_SKIP = "needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)"
+
+
+def render_error(tmp_path: Path, project_dir: Path, model: nn.Module, blocks: tuple[int, ...] = (),
+                 label: str = "") -> float:
+    """Max |C++ - PyTorch| of an exported project's FxforgeModel.h compiled without JUCE
+    (bench/fxforge_render.cpp), fed in blocks cycling through ``blocks`` (default 1, 17, 64,
+    512, 4096). Built with EIGEN_RUNTIME_NO_MALLOC and assertions on, so a heap allocation by
+    Eigen inside process() aborts the render. Skips without a compiler and RTNeural."""
     rt, cxx = _rtneural_dir(), shutil.which("g++") or shutil.which("clang++")
     if rt is None or cxx is None:
-        pytest.skip("needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)")
+        pytest.skip(CPP_RENDER_SKIP)
     import numpy as np
     from fxforge.stream import process
 
-    model = lively(key) if model is None else model
-    project = generate(fake_run(model_name=EXPORTABLE[key][0], model=model), JuceConfig(out=tmp_path / "p"))
+    project_dir = Path(project_dir)
     exe = tmp_path / "render"
     subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
                     "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
-                    f"-I{project.dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
-                    f"-I{rt / 'modules/json'}", str(project.dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
+                    f"-I{project_dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
+                    f"-I{rt / 'modules/json'}", str(project_dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
                    check=True)
     # 12000 samples: past the WaveNet history buffer's first rewind (history + 4096 columns).
     torch.manual_seed(2)
     x = (0.5 * torch.sin(torch.arange(12000) * 0.03) + 0.1 * torch.randn(12000)).to(torch.float32)
     x.numpy().tofile(tmp_path / "in.f32")
-    subprocess.run([str(exe), str(project.dir / "Resources/model_weights.json"), str(tmp_path / "in.f32"),
+    subprocess.run([str(exe), str(project_dir / "Resources/model_weights.json"), str(tmp_path / "in.f32"),
                     str(tmp_path / "out.f32"), *map(str, blocks)], check=True)
     y = torch.from_numpy(np.fromfile(tmp_path / "out.f32", np.float32))
     with torch.no_grad():
         ref = process(model, x, 1000)
     assert ref.abs().max() > 0.1
     err = float((y - ref).abs().max())
-    print(f"{key} blocks {blocks or 'default'}: max abs error {err:.3g}")
+    print(f"{label} blocks {blocks or 'default'}: max abs error {err:.3g}")
     return err
+
+
+def _render_error(tmp_path: Path, key: str, blocks: tuple[int, ...] = (), model: nn.Module | None = None) -> float:
+    """render_error of the EXPORTABLE model ``key`` (livelier weights unless ``model`` is given)."""
+    if _rtneural_dir() is None or not (shutil.which("g++") or shutil.which("clang++")):
+        pytest.skip(CPP_RENDER_SKIP)
+    model = lively(key) if model is None else model
+    project = generate(fake_run(model_name=EXPORTABLE[key][0], model=model), JuceConfig(out=tmp_path / "p"))
+    return render_error(tmp_path, project.dir, model, blocks, label=key)
 
 
 @pytest.mark.parametrize("key", list(EXPORTABLE))

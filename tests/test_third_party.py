@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import TINY, run_cli, write_config
 
@@ -86,3 +87,136 @@ def test_duplicate_name_and_malformed_spec_are_reported(bad_plugins):
 def test_a_run_not_using_the_broken_plugin_still_works(bad_plugins, workdir):
     out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir, env=bad_plugins)
     assert out.returncode == 0, out.stderr
+
+
+# ---------------------------------------------------------------- the tutorial package
+# tests/fixtures/fxforge-tutorial (its README is the plugin tutorial): a model with its JUCE
+# export facet and a stage with its own fragment, importing only fxforge's public API.
+
+TUTORIAL_RUN = TINY.replace('name = "wave-lstm"\nhidden_size = 8',
+                            'name = "fir-shaper"\ntaps = 8\n\n[model.tone]\ngain = 0.8')
+
+
+@pytest.fixture(scope="module")
+def tutorial_installed():
+    """fxforge-tutorial pip-installed as its README says; this process's registry reloaded
+    to see it, and reloaded again once it is uninstalled."""
+    import importlib
+
+    from fxforge.registry import reset_registry
+
+    pip("install", "--quiet", "--no-deps", "--no-build-isolation", str(FIXTURES / "fxforge-tutorial"))
+    importlib.invalidate_caches()
+    reset_registry()
+    try:
+        yield
+    finally:
+        pip("uninstall", "--yes", "--quiet", "fxforge-tutorial")
+        reset_registry()
+
+
+@pytest.fixture(scope="module")
+def tutorial_run(tutorial_installed, tmp_path_factory) -> Path:
+    """One finished run of the tutorial's model with its tone stage, through `fxforge run`."""
+    from conftest import write_pair
+
+    folder = tmp_path_factory.mktemp("tutorial")
+    write_pair(folder)
+    write_config(folder, TUTORIAL_RUN)
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (folder / "runs" / "tiny").iterdir()
+    return run_dir
+
+
+def test_tutorial_model_and_stage_are_listed_with_their_package(tutorial_installed):
+    models = {m["name"]: m for m in json.loads(run_cli("list", "models", "--json").stdout)}
+    stages = {s["name"]: s for s in json.loads(run_cli("list", "stages", "--json").stdout)}
+    assert models["fir-shaper"]["package"] == "fxforge-tutorial"
+    assert stages["tone"]["package"] == "fxforge-tutorial"
+
+
+def test_tutorial_model_with_its_stage_trains(tutorial_run):
+    summary = json.loads((tutorial_run / "summary.json").read_text())
+    assert summary["model"] == "fir-shaper" and summary["status"] == "finished"
+    assert summary["parameters"] == 8 + 1 + 2  # the FIR and its scale, the stage's gain and tilt
+    assert "tone" in (tutorial_run / "config.toml").read_text()
+
+
+def test_tutorial_model_passes_the_conformance_kit(tutorial_run):
+    """The trained run's model, tone stage and all: streaming in any block size, causal with
+    a receptive field of its 8 taps (7 past samples, plus the stage's one), exact resume."""
+    from fxforge import load_run
+    from fxforge.model import unwrap
+    from fxforge.testing import check_model
+
+    model = load_run(tutorial_run).model
+    inner, stages = unwrap(model)
+    assert type(inner).__name__ == "FirShaper" and [s.stage_name for s in stages] == ["tone"]
+    with torch.no_grad():  # a tilt away from its start, so the stage's own state is exercised
+        stages[0].tilt.fill_(0.3)
+    check_model(model, 48000, receptive_field=8)
+
+
+@pytest.fixture(scope="module")
+def tutorial_export(tutorial_run, tmp_path_factory) -> Path:
+    pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+    out = tmp_path_factory.mktemp("tutorial-juce") / "p"
+    r = run_cli("export", "juce", tutorial_run, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_tutorial_exports_to_juce_with_its_model_and_stage_code(tutorial_run, tutorial_export):
+    from fxforge import load_run
+    from fxforge.model import unwrap
+
+    header = (tutorial_export / "Source/FxforgeModel.h").read_text()
+    assert "class TutorialShaper" in header and "class TutorialTone" in header
+    assert "TutorialShaper<8> shaper;" in header and "TutorialTone tone;" in header
+    block = header[header.index("void processChunk"):]
+    assert block.index("shaper.process (in, out, n);") < block.index("tone.process (out, n);")
+    doc = json.loads((tutorial_export / "Resources/model_weights.json").read_text())
+    inner, (tone,) = unwrap(load_run(tutorial_run).model)
+    assert torch.equal(torch.tensor(doc["fir_shaper.fir"]), inner.fir.weight.detach().reshape(-1))
+    assert doc["tone.gain"] == tone.gain.detach().tolist() and doc["tone.tilt"] == tone.tilt.detach().tolist()
+    assert doc["_fxforge"]["architecture"] == "FIR 8 taps -> tanh -> scale -> tone (one-zero) and gain"
+
+
+def test_tutorial_export_renders_as_pytorch(tutorial_run, tutorial_export, tmp_path):
+    """The exported C++ (compiled without JUCE, as test_export_juce's render check does)
+    against the trained model, in irregular blocks; skipped without a compiler and RTNeural."""
+    pytest.importorskip("fxforge_wave_lstm", reason="test_export_juce's helpers import the built-in models")
+    pytest.importorskip("fxforge_wavenet", reason="test_export_juce's helpers import the built-in models")
+    from fxforge import load_run
+    from test_export_juce import render_error
+
+    model = load_run(tutorial_run).model.eval()
+    assert render_error(tmp_path, tutorial_export, model, label="fir-shaper+tone") < 1e-4
+
+
+def test_tutorial_stage_follows_a_built_in_model_in_cpp(tutorial_installed, tmp_path):
+    """The tone fragment's per-sample body after a recurrent built-in (the shaper is block-wise)."""
+    pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
+    pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+    from fxforge.registry import get_registry
+    from fxforge_wave_lstm.plugin import WaveLSTM
+    from test_export_juce import fake_run, generate, JuceConfig, render_error
+
+    spec = get_registry().get("stage", "tone")
+    torch.manual_seed(5)
+    model = spec.build(WaveLSTM(8), spec.Config(gain=0.7), 48000)
+    with torch.no_grad():
+        model.tilt.fill_(-0.4)
+    project = generate(fake_run(model=model.eval()), JuceConfig(out=tmp_path / "p"))
+    header = (project.dir / "Source/FxforgeModel.h").read_text()
+    assert "y = tone.process (y);" in header
+    assert render_error(tmp_path, project.dir, model, label="wave-lstm+tone") < 1e-4
+
+
+def test_a_model_facet_that_refuses_is_one_line(tutorial_installed):
+    pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+    from fxforge_juce.models import Unsupported, map_model
+
+    with pytest.raises(Unsupported, match="^not a fir-shaper module$"):
+        map_model("fir-shaper", torch.nn.Linear(1, 1))

@@ -9,9 +9,12 @@ WaveNet, the statements that turn ``n`` samples of ``in`` into ``out``), and the
 tensors to embed. Everything that reaches C++ is built from integers and fixed
 strings, never from user text.
 
-A model wrapped in stages (``fxforge.model.Stage``, ``[model.<stage>]``) maps
-its inner model as usual and appends each stage's fragment, which the stage's
-package ships as its ``StageSpec.exports["juce"]`` facet (see :func:`append`).
+A model whose package ships a ``ModelSpec.exports["juce"]`` facet is mapped by it
+instead (see :func:`from_facet`): a third party's model needs no function here, and
+the exporter reads none of its attributes. A model wrapped in stages
+(``fxforge.model.Stage``, ``[model.<stage>]``) maps its inner model as usual and
+appends each stage's fragment, which the stage's package ships as its
+``StageSpec.exports["juce"]`` facet (see :func:`append`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ class RTModel:
     # Block-wise models: statements of processChunk(), from `const float* in` to `float* out`
     # over `n` samples (n <= wavenet::kMaxBlock). Empty: the block API loops `body` per sample.
     block: list[str] = field(default_factory=list)
+    # C++ declarations (classes, functions) a model's or stage's facet ships, each placed once
+    # inside namespace fxforge before the generated Model class.
+    code: list[str] = field(default_factory=list)
 
 
 MAPPERS: dict[str, Callable[[nn.Module], RTModel]] = {}
@@ -204,12 +210,82 @@ def wavenet(module: nn.Module) -> RTModel:
     return RTModel(members, loaders, [], weights, residual, arch, resets, block=block)
 
 
-# ---------------------------------------------------------------- stages
+# ---------------------------------------------------------------- facets
+#
+# What a model's or a stage's "juce" facet returns: plain data (lists of C++ lines, tensors,
+# strings), so its package needs nothing of this one's. All of it lands in the generated
+# Source/FxforgeModel.h, in ``namespace fxforge``:
+#
+#   code          C++ declarations placed once before ``class Model``: your DSP class (the
+#                 cabinet's is fxforge::Fir<N> in the template's FxforgeGlue.h). By convention
+#                 it has ``load(...)`` (taking what the loaders read), ``reset()`` and
+#                 ``process(float)`` and/or ``process(const float* in, float* out, int n)``
+#                 (in may equal out), allocates nothing after load, and is named after your
+#                 package so two packages cannot clash. RTNeural, Eigen, nlohmann::json and
+#                 <array>, <vector>, <cstring>, <algorithm> are already included.
+#   members       members of ``fxforge::Model`` (an instance of your class)
+#   loaders       statements of ``Model::load (const nlohmann::json& json)``, reading ``weights``
+#                 by name: ``json.at ("tone.gain").get<std::vector<float>>()``
+#   resets        statements of ``Model::reset()`` (state back to initial_state)
+#   body          per sample: a model's statements from ``float x`` to a declared ``float y``;
+#                 a stage's statements that update ``y`` (after a one-sample-at-a-time model)
+#   block         per block: a model's statements from ``const float* in`` to ``float* out``
+#                 over ``n`` samples (n <= wavenet::kMaxBlock; in may equal out); a stage's
+#                 statements that update ``out[0..n)`` (after a block-wise model). A model
+#                 gives ``body`` or ``block``; a stage gives both to follow any model.
+#   weights       name -> tensor, embedded in Resources/model_weights.json (float32, in the
+#                 tensor's row-major order); prefix the names with your model's or stage's name
+#   architecture  one line for the metadata and the plugin's about box; a stage's follows " -> "
+#   residual      (a model's only, optional) whether y includes + x, for the metadata
+#
+# A facet that cannot map the module it is given raises ValueError with a one-line reason:
+# the exporter refuses the run with it.
+#
+# Everything a facet writes reaches a C++ compiler: build it from integers, floats written
+# with repr and fixed strings, never from user text (a run's name, a file path).
 
-#: What a stage's "juce" facet returns: plain data, so a stage's package needs nothing of this
-#: one's. Each list is appended to the inner model's; ``weights`` join the embedded state-dict
-#: JSON (names the fragment's loaders read); ``architecture`` follows " -> " in the metadata.
-FRAGMENT_KEYS = ("members", "loaders", "body", "block", "weights", "architecture", "resets")
+#: Keys of a stage's fragment.
+FRAGMENT_KEYS = ("code", "members", "loaders", "body", "block", "weights", "architecture", "resets")
+#: Keys of a model's facet.
+FACET_KEYS = FRAGMENT_KEYS + ("residual",)
+
+
+def _lines(value, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise Unsupported(f"its juce facet's {key} must be a list of C++ lines")
+    return list(value)
+
+
+def _weights(rt_weights: dict, new: dict) -> dict[str, torch.Tensor]:
+    clash = sorted(set(rt_weights) & set(new))
+    if clash:
+        raise Unsupported(f"its juce facet's weights reuse the names {', '.join(clash)}")
+    return {**rt_weights, **{str(k): _tensor(torch.as_tensor(v)) for k, v in new.items()}}
+
+
+def from_facet(facet: dict) -> RTModel:
+    """A model's ``ModelSpec.exports["juce"]`` result as an :class:`RTModel` (keys above)."""
+    if not isinstance(facet, dict):
+        raise Unsupported("its juce facet must return a dict (see fxforge_juce.models)")
+    unknown = set(facet) - set(FACET_KEYS)
+    if unknown:
+        raise Unsupported(f"its juce facet has unknown keys: {', '.join(sorted(unknown))}")
+    body, block = _lines(facet.get("body", []), "body"), _lines(facet.get("block", []), "block")
+    if bool(body) == bool(block):
+        raise Unsupported("its juce facet must give exactly one of body (per sample) and block")
+    return RTModel(
+        members=_lines(facet.get("members", []), "members"),
+        loaders=_lines(facet.get("loaders", []), "loaders"),
+        body=body,
+        weights=_weights({}, dict(facet.get("weights", {}))),
+        residual=bool(facet.get("residual", False)),
+        architecture=str(facet.get("architecture", "") or "model"),
+        resets=_lines(facet.get("resets", []), "resets"),
+        block=block,
+        code=_lines(facet.get("code", []), "code"),
+    )
 
 
 def append(rt: RTModel, fragment: dict) -> RTModel:
@@ -218,16 +294,18 @@ def append(rt: RTModel, fragment: dict) -> RTModel:
     unknown = set(fragment) - set(FRAGMENT_KEYS)
     if unknown:
         raise Unsupported(f"its juce fragment has unknown keys: {', '.join(sorted(unknown))}")
+    code = [c for c in _lines(fragment.get("code", []), "code") if c not in rt.code]
     return RTModel(
         members=rt.members + list(fragment.get("members", [])),
         loaders=rt.loaders + list(fragment.get("loaders", [])),
         body=rt.body + list(fragment.get("body", [])) if rt.body else [],
         block=rt.block + list(fragment.get("block", [])) if rt.block else [],
-        weights={**rt.weights, **{k: _tensor(v) for k, v in fragment.get("weights", {}).items()}},
+        weights=_weights(rt.weights, dict(fragment.get("weights", {}))),
         residual=rt.residual,
         architecture=f"{rt.architecture} -> {fragment['architecture']}" if fragment.get("architecture")
         else rt.architecture,
         resets=rt.resets + list(fragment.get("resets", [])),
+        code=rt.code + code,
     )
 
 
@@ -242,17 +320,38 @@ def _stage_fragment(stage: nn.Module) -> dict:
         facet = None
     if facet is None:
         raise Unsupported(f"the stage '{name}' has no JUCE export (its package registers no 'juce' facet)")
-    return facet(stage)
+    try:
+        return facet(stage)
+    except ValueError as e:
+        raise Unsupported(str(e)) from None
+
+
+def _model_facet(name: str):
+    """The registered model's "juce" facet, or None (no such model installed, or no facet)."""
+    from fxforge import FxforgeError
+    from fxforge.registry import get_registry
+
+    try:
+        return dict(get_registry().get("model", name).exports).get("juce")
+    except FxforgeError:
+        return None
 
 
 def map_model(name: str, module: nn.Module) -> RTModel:
     from fxforge.model import unwrap
 
-    fn = MAPPERS.get(name)
-    if fn is None:
-        raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())})")
     inner, stages = unwrap(module)
-    rt = fn(inner)
+    facet = _model_facet(name)
+    if facet is not None:
+        try:  # a facet refuses a module it cannot map with a one-line ValueError
+            rt = from_facet(facet(inner))
+        except ValueError as e:
+            raise Unsupported(str(e)) from None
+    elif name in MAPPERS:
+        rt = MAPPERS[name](inner)
+    else:
+        raise Unsupported(f"no RTNeural mapping for it (the juce exporter supports: {', '.join(supported_models())}, "
+                          "and any model whose package registers a 'juce' export facet)")
     for stage in stages:
         rt = append(rt, _stage_fragment(stage))
     return rt
