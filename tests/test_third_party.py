@@ -220,3 +220,20 @@ def test_a_model_facet_that_refuses_is_one_line(tutorial_installed):
 
     with pytest.raises(Unsupported, match="^not a fir-shaper module$"):
         map_model("fir-shaper", torch.nn.Linear(1, 1))
+
+
+def test_a_model_export_facet_that_is_not_callable_is_reported_and_skipped():
+    from fxforge import ComponentConfig, ModelSpec, hookimpl
+    from fxforge.registry import Registry
+
+    class BadFacet:
+        @hookimpl
+        def fxforge_register_models(self, register):
+            register(ModelSpec("bad-facet", "one line", ComponentConfig, lambda cfg, sr: None,
+                               exports={"juce": "not a function"}))
+
+    reg = Registry()
+    reg.add_plugin(BadFacet(), "fxforge-bad-facet")
+    assert "bad-facet" not in reg.names("model")
+    assert [str(p) for p in reg.problems] == [
+        "plugin package 'fxforge-bad-facet': model 'bad-facet': each of exports must be a callable facet(module); skipped"]
