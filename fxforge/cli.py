@@ -310,6 +310,8 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
 
     if captures is not None and (input is not None or target is not None or knob):
         raise FxforgeError("fxforge eval: give --captures, or --input and --target (with --knob), not both")
+    if captures is None and input is not None and target is None:
+        raise FxforgeError("fxforge eval: Missing option '--target'.")  # as a required option reads
     if captures is None and (input is None or target is None):
         raise FxforgeError("fxforge eval: give --input and --target, or --captures captures.toml")
     r = load_run(run_dir)

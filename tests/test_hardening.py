@@ -73,7 +73,7 @@ def test_kill_9_during_training_leaves_a_resumable_run(workdir):
 
 def test_disk_full_is_a_clear_error_and_leaves_no_torn_file(workdir, monkeypatch):
     from fxforge import load_config
-    from fxforge import runs as runs_mod
+    from fxforge import atomic
     from fxforge.train import train
 
     real = os.replace
@@ -86,7 +86,7 @@ def test_disk_full_is_a_clear_error_and_leaves_no_torn_file(workdir, monkeypatch
         return real(src, dst)
 
     monkeypatch.chdir(workdir)
-    monkeypatch.setattr(runs_mod.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)  # runs writes through fxforge.atomic
     with pytest.raises(FxforgeError) as exc:
         train(load_config("run.toml"), runs_dir=Path("runs"))
     (run_dir,) = (workdir / "runs" / "tiny").iterdir()
