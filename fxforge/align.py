@@ -173,16 +173,6 @@ class Response:
         return float(body[int(sample_rate * after_ms / 1000):].sum() / total)
 
 
-# A cabinet rings for tens of ms; a pedal's or a head's response is mostly over within a few.
-CABINET_AFTER_MS = 5.0
-CABINET_TAIL = 0.25   # the fraction of the response's energy later than that which names a cabinet
-
-
-def has_cabinet(response: Response, sample_rate: int) -> bool:
-    """Whether the estimated response rings like a cabinet (a mic'd or IR'd full rig)."""
-    return response.tail_energy(sample_rate, CABINET_AFTER_MS) > CABINET_TAIL
-
-
 def estimate_response(x: np.ndarray, y: np.ndarray, sample_rate: int, max_lag: int) -> Response:
     """The linear response over lags -NEGATIVE_LAGS .. max_lag + RESPONSE_TAIL.
 

@@ -154,35 +154,13 @@ def train_pair(input: Path = typer.Argument(..., help="the dry recording (the DI
                set_: List[str] = typer.Option([], "--set", help="override the recipe: section.key=value"),
                runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go")):
     """Train the default capture recipe on a pair: a pedal, an amp or a full rig with its cabinet."""
-    recipe = _capture_recipe(input, target, set_)
+    from .config import RECIPES
+
+    recipe = RECIPES / "capture.toml"
     run_name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in target.stem)[:64] or "capture"
     sets = [f"data.input={_toml_string(input)}", f"data.target={_toml_string(target)}",
             f"train.time_budget={_toml_string(budget)}", f"name={_toml_string(run_name)}", *set_]
     run(config=recipe, set_=sets, resume=None, checkpoint=None, runs_dir=runs_dir)
-
-
-def _capture_recipe(input: Path, target: Path, sets: list[str]) -> Path:
-    """capture.toml for a full rig, capture_no_cabinet.toml where the pair's estimated response
-    holds no cabinet; the run then reuses the pair loaded here."""
-    from . import align
-    from .audio import load_pair
-    from .config import RECIPES, load_config
-
-    recipe = RECIPES / "capture.toml"
-    data = load_config(recipe, [f"data.input={_toml_string(input)}", f"data.target={_toml_string(target)}",
-                                *[s for s in sets if s.startswith("data.")]]).data
-    if data.latency != "auto" or data.captures is not None:
-        return recipe
-    pair = load_pair(data)
-    if pair.response is None:
-        return recipe
-    cabinet = align.has_cabinet(pair.response, pair.sample_rate)
-    if _verbose["level"] >= 0:
-        tail = pair.response.tail_energy(pair.sample_rate, align.CABINET_AFTER_MS)
-        console.print(f"{'a cabinet' if cabinet else 'no cabinet'} in the response ({100 * tail:.0f} % of its "
-                      f"energy after {align.CABINET_AFTER_MS:g} ms): the "
-                      f"{'full-rig' if cabinet else 'pedal and amp'} recipe")
-    return recipe if cabinet else RECIPES / "capture_no_cabinet.toml"
 
 
 def _toml_string(value) -> str:

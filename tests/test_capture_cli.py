@@ -2,40 +2,21 @@
 import json
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from scipy import signal
+from conftest import run_cli, write_pair
 
-from conftest import SR, dry, effect, run_cli, write_pair
-from fxforge.demo import cabinet_ir
-
-FAST = ["--set", "model.hidden_size=4", "--set", "data.segment=4096", "--set", "train.warmup=256",
-        "--set", "train.val_clip_seconds=0.5", "--set", "train.stress=false", "--set", "train.stability.enabled=false"]
+FAST = ["--set", "model.hidden_size=4", "--set", "model.cabinet.taps=64", "--set", "data.segment=4096",
+        "--set", "train.warmup=256", "--set", "train.val_clip_seconds=0.5", "--set", "train.stress=false", "--set", "train.stability.enabled=false"]
 
 
-def test_train_a_pedal_with_the_default_recipe(tmp_path):
-    write_pair(tmp_path, seconds=4)  # a driven stage without a cabinet
+def test_train_a_pair_with_the_default_recipe(tmp_path):
+    write_pair(tmp_path, seconds=4)
     out = run_cli("train", "di.wav", "amp.wav", "--budget", "4s", *FAST, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "no cabinet in the response" in out.stdout and "the pedal and amp recipe" in out.stdout
     (run_dir,) = (tmp_path / "runs" / "amp").iterdir()  # named after the target
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["model"] == "wave-lstm"
-    assert "cabinet" not in (run_dir / "config.toml").read_text()
+    assert "cabinet" in (run_dir / "config.toml").read_text()  # the recipe covers a full rig too
     assert summary["test_esr"] < 1.0 and summary["alignment"]["method"] == "response"
-
-
-def test_train_a_full_rig_with_the_cabinet_recipe(tmp_path):
-    x = dry(4)
-    sf.write(tmp_path / "di.wav", x, SR, subtype="FLOAT")
-    sf.write(tmp_path / "rig.wav", signal.fftconvolve(effect(x), cabinet_ir())[: len(x)].astype(np.float32), SR,
-             subtype="FLOAT")
-    out = run_cli("train", "di.wav", "rig.wav", "--budget", "4s", *FAST, "--set", "model.cabinet.taps=64",
-                  cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "a cabinet in the response" in out.stdout and "the full-rig recipe" in out.stdout
-    (run_dir,) = (tmp_path / "runs" / "rig").iterdir()
-    assert "[model.cabinet]" in (run_dir / "config.toml").read_text()
 
 
 def test_the_recipe_refuses_to_run_without_a_pair(tmp_path):
