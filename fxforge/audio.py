@@ -117,36 +117,8 @@ def _latency_from_response(x, y, sr: int, max_lag: int, response, data, notes: l
     return lag
 
 
-_last_pair: tuple = (None, None)
-
-
 def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
-    """Load ``data.input``/``data.target`` (or the built-in demo) as an aligned pair.
-
-    The last pair is kept: ``fxforge train`` loads it to pick a recipe, then the run loads
-    it again, and aligning a long recording takes seconds. Kept by the files' size and
-    modification time, so an edited file is read again."""
-    global _last_pair
-    key = _pair_key(data, channel_option)
-    if key is not None and _last_pair[0] == key:
-        return _last_pair[1]
-    pair = _load_pair(data, channel_option)
-    _last_pair = (key, pair) if key is not None else (None, None)
-    return pair
-
-
-def _pair_key(data, channel_option: str):
-    if data.demo is not None or getattr(data, "captures", None) is not None:  # (a captures run: its pair is keyed)
-        return None
-    try:
-        stats = [(str(Path(f).resolve()), Path(f).stat().st_size, Path(f).stat().st_mtime_ns)
-                 for f in (data.input, data.target)]
-    except OSError:
-        return None  # reading it again says what is wrong
-    return (data.model_dump_json(), channel_option, tuple(stats))
-
-
-def _load_pair(data, channel_option: str) -> PairedAudio:
+    """Load ``data.input``/``data.target`` (or the built-in demo) as an aligned pair."""
     if getattr(data, "captures", None) is not None:
         # A captures run's audio-only uses (the report, fxforge check) play its primary setting.
         from .knobs import read_captures
