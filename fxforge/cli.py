@@ -536,7 +536,9 @@ def _usage_error(exc: Exception) -> str:
     return f"{where}: {message}"
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
+    """`fxforge ARGV` (sys.argv[1:] when None); returns the exit code instead of exiting,
+    so tests and other programs can run the CLI in-process."""
     from .train import Interrupted
 
     # click's exceptions, wherever they live (recent typer vendors click as typer._click)
@@ -547,30 +549,30 @@ def main() -> None:
     try:
         # Not standalone: click's usage errors come here to be made one line;
         # --help and typer.Exit come back as an exit code.
-        code = app(standalone_mode=False, prog_name="fxforge")
+        code = app(args=argv, standalone_mode=False, prog_name="fxforge")
     except no_args_is_help as exc:  # bare `fxforge`: the help, exit 2 as before
         if exc.format_message():  # (typer's rich help has printed itself already)
             print(exc.format_message())
-        sys.exit(2)
+        return 2
     except clicks.ClickException as exc:  # UsageError, BadParameter, ...: exit 2
         err_console.print(f"error: {_usage_error(exc)}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code if exc.exit_code else 2)
+        return exc.exit_code if exc.exit_code else 2
     except FxforgeError as exc:
         if os.environ.get("FXFORGE_TRACEBACK"):
             traceback.print_exc()
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        return 2
     except Interrupted as exc:
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(130)
+        return 130
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if show_tb():
             traceback.print_exc()
         err_console.print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
-    if isinstance(code, int) and code:  # typer.Exit(n), KeyboardInterrupt outside training (130)
-        sys.exit(code)
+        return 1
+    # typer.Exit(n) and KeyboardInterrupt outside training (130) come back as the code
+    return code if isinstance(code, int) else 0

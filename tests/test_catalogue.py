@@ -378,12 +378,7 @@ for line in sys.stdin:
             for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["stdout"], os.O_WRONLY | os.O_CREAT),
                                     (2, req["stderr"], os.O_WRONLY | os.O_CREAT)):
                 os.dup2(os.open(path, flags | (os.O_TRUNC if fd else 0), 0o644), fd)
-            sys.argv = ["fxforge", *req["args"]]
-            try:
-                fxforge.cli.main()
-                code = 0
-            except SystemExit as exc:
-                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+            code = fxforge.cli.main(req["args"])
         except BaseException:
             traceback.print_exc()
         finally:

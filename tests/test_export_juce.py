@@ -219,7 +219,7 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path):
 
 def cli(*args, cwd=None, timeout=900, prelude=""):
     """`fxforge ARGS` as a user runs it; ``prelude`` runs first in the same process."""
-    code = f"import sys\n{prelude}\nfrom fxforge.cli import main\nsys.argv = ['fxforge'] + sys.argv[1:]\nmain()\n"
+    code = f"import sys\n{prelude}\nfrom fxforge.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -260,11 +260,9 @@ def test_a_sweep_whose_trials_all_fail_does_not_exit_0(folder, monkeypatch, caps
     monkeypatch.chdir(folder)
     monkeypatch.setattr(fxforge.sweep, "execute_trial", fake)
     monkeypatch.setattr(sys, "argv", ["fxforge", "sweep", "s.toml", "--sweeps-dir", "sweeps"])
-    with pytest.raises(SystemExit) as exc:
-        fxforge.cli.main()
-        raise SystemExit(0)
+    exit_code = fxforge.cli.main()
     err = capsys.readouterr().err
-    assert exc.value.code == code, err
+    assert exit_code == code, err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert errors == (["error: s.toml: all 2 trials failed (their errors are above)"] if code else [])
     assert (folder / "sweeps" / "s" / "results.csv").is_file()
