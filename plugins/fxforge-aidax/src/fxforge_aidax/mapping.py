@@ -10,8 +10,29 @@ weights with RTNeural's Keras-layout loaders (``json_parser``'s ``loadLSTM``,
 input, adds the (gained) input back when ``in_skip`` is 1, and applies
 ``out_gain`` (dB) to the output.
 
-fxforge's ``wave-lstm`` and ``gru`` with one layer of such a size are exactly
-that model: ``residual = true`` (y = x + Linear(h_t)) is ``in_skip = 1``.
+The exporter knows no model: a model's package describes its model through its spec's
+``aidax`` export facet, ``ModelSpec.exports["aidax"]``, called with the built module
+(inside any stages; a run with a stage is refused). The facet returns a plain dict:
+
+* ``cell``: ``"lstm"`` or ``"gru"``, a unidirectional, biased ``nn.LSTM`` / ``nn.GRU``
+  (no projection) whose last layer feeds ``head``;
+* ``layers``: one dict per layer, in PyTorch's layout and gate order: ``weight_ih``
+  (G*H, in), ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh`` (G*H), G = 4 (LSTM) or
+  3 (GRU); ``in`` of the first is 1 + knobs;
+* ``head``: ``weight`` (1, H) and ``bias`` (1), the Linear after the recurrent layer;
+* ``residual``: whether y = x + head(h) (AIDA-X's ``in_skip = 1``);
+* ``knobs``: knob channels after the audio (0 for none), and ``conditioning``, how they
+  enter: ``"concat"`` (appended to the input, AIDA-X's layout) or any other name
+  (refused);
+* ``initial_state``: the tensors of the model's initial state (RTNeural starts from zeros).
+
+Tensors are ``torch.Tensor`` (or what ``torch.as_tensor`` takes). This module refuses
+what AIDA-X does not compile (more layers or inputs, another hidden size) in one line,
+naming what to train instead; a facet refuses a module it cannot describe with a
+one-line ValueError, and a model without an ``aidax`` facet is refused in one line.
+fxforge's ``wave-lstm`` and ``gru`` (``fxforge_wave_lstm.exports``) with one layer of
+such a size are exactly that model: ``residual = true`` (y = x + Linear(h_t)) is
+``in_skip = 1``.
 
 Weight layout (Keras, as RTNeural reads it):
 
@@ -29,7 +50,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 # AIDA-X's compiled input sizes (model_variant.hpp's MAX_INPUT_SIZE): the audio and up to two knobs.
 MAX_INPUTS = 3
@@ -65,39 +85,60 @@ def _swap_rz(t: torch.Tensor, h: int) -> torch.Tensor:
     return torch.cat([t[h:2 * h], t[:h], t[2 * h:]], dim=0)
 
 
-def _layers(kind: str, rnn: nn.Module, head: nn.Linear) -> list[dict]:
-    h = rnn.hidden_size
-    w_ih, w_hh = rnn.weight_ih_l0.detach().float(), rnn.weight_hh_l0.detach().float()
-    b_ih, b_hh = rnn.bias_ih_l0.detach().float(), rnn.bias_hh_l0.detach().float()
+def _tensor(value, name: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value).detach()
+    except Exception:
+        raise Unsupported(f"its aidax facet's {name} is not a tensor") from None
+
+
+def _check(value, name: str, shape: tuple) -> torch.Tensor:
+    t = _tensor(value, name)
+    if tuple(t.shape) != tuple(shape):
+        raise Unsupported(f"its aidax facet's {name} has shape {tuple(t.shape)}, not {tuple(shape)}")
+    return t
+
+
+def _layers(kind: str, layer: dict, head: dict, h: int, inputs: int) -> list[dict]:
+    g = 4 if kind == "lstm" else 3
+    w_ih = _check(layer.get("weight_ih"), "weight_ih", (g * h, inputs)).float()
+    w_hh = _check(layer.get("weight_hh"), "weight_hh", (g * h, h)).float()
+    b_ih = _check(layer.get("bias_ih"), "bias_ih", (g * h,)).float()
+    b_hh = _check(layer.get("bias_hh"), "bias_hh", (g * h,)).float()
     if kind == "lstm":
         weights = [_matrix(w_ih.T), _matrix(w_hh.T), _matrix(b_ih + b_hh)]
     else:
         weights = [_matrix(_swap_rz(w_ih, h).T), _matrix(_swap_rz(w_hh, h).T),
                    [_matrix(_swap_rz(b_ih, h)), _matrix(_swap_rz(b_hh, h))]]
-    dense = [_matrix(head.weight.detach().float().T), _matrix(head.bias.detach().float())]
+    dense = [_matrix(_tensor(head["weight"], "head weight").float().T), _matrix(_tensor(head["bias"], "head bias").float())]
     return [
         {"type": kind, "activation": "", "shape": [None, None, h], "weights": weights},
         {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": dense},
     ]
 
 
-def _recurrent(module, attr: str, kind: str) -> AidaxModel:
-    rnn, head = getattr(module, attr, None), getattr(module, "head", None)
-    cls = nn.LSTM if kind == "lstm" else nn.GRU
+def _recurrent(desc: dict) -> AidaxModel:
+    kind, layers, head = desc.get("cell"), desc.get("layers"), desc.get("head")
+    if kind not in ("lstm", "gru"):
+        raise Unsupported(f"its aidax facet's cell must be \"lstm\" or \"gru\" (got {str(kind)[:40]!r})")
     name = "LSTM" if kind == "lstm" else "GRU"
-    if not isinstance(rnn, cls):
-        raise Unsupported(f"expected module.{attr} (an nn.{name})")
-    knobs = int(getattr(module, "knobs", 0) or 0)
-    if knobs and getattr(module, "conditioning", "concat") != "concat":
+    if not isinstance(layers, (list, tuple)) or not layers or not all(isinstance(l, dict) for l in layers):
+        raise Unsupported("its aidax facet's layers must be a non-empty list of dicts")
+    knobs = desc.get("knobs", 0) or 0
+    if not isinstance(knobs, int) or isinstance(knobs, bool) or knobs < 0:
+        raise Unsupported(f"its aidax facet's knobs must be a count (got {knobs!r})")
+    conditioning = str(desc.get("conditioning", "concat"))
+    if knobs and conditioning != "concat":
         raise Unsupported(f"AIDA-X takes knobs concatenated to the input, and this run's conditioning is "
-                          f"{module.conditioning}; train with --set model.conditioning=\"concat\" for AIDA-X, "
+                          f"{conditioning}; train with --set model.conditioning=\"concat\" for AIDA-X, "
                           f"or export it as a plugin with `fxforge export juce`")
     if knobs > MAX_INPUTS - 1:
         raise Unsupported(f"AIDA-X compiles models of up to {MAX_INPUTS} inputs (the audio and {MAX_INPUTS - 1} knobs) "
                           f"and this run has {knobs} knobs")
-    if rnn.input_size != 1 + knobs or not rnn.batch_first or rnn.bidirectional or getattr(rnn, "proj_size", 0) or not rnn.bias:
+    w_ih, w_hh = _tensor(layers[0].get("weight_ih"), "weight_ih"), _tensor(layers[0].get("weight_hh"), "weight_hh")
+    if w_ih.dim() != 2 or w_ih.shape[1] != 1 + knobs or w_hh.dim() != 2:
         raise Unsupported(f"AIDA-X's {name} is unidirectional, biased, input_size 1 (plus its knobs), without projection")
-    h, n = rnn.hidden_size, rnn.num_layers
+    h, n = int(w_hh.shape[1]), len(layers)
     if n != 1:
         raise Unsupported(f"AIDA-X compiles one {name} layer and this run has {n}; train with "
                           f"--set model.num_layers=1 (and hidden_size up to 80 for the capacity), "
@@ -106,33 +147,48 @@ def _recurrent(module, attr: str, kind: str) -> AidaxModel:
         raise Unsupported(f"AIDA-X compiles {name} hidden sizes {SIZES_TEXT} and this run has {h}; train with "
                           f"--set model.hidden_size={closest_size(h)} (the closest), "
                           f"or export it as a plugin with `fxforge export juce`")
-    if not isinstance(head, nn.Linear) or (head.in_features, head.out_features) != (h, 1) or head.bias is None:
+    if not isinstance(head, dict) or head.get("bias") is None or \
+            tuple(_tensor(head.get("weight"), "head weight").shape) != (1, h) or \
+            tuple(_tensor(head.get("bias"), "head bias").shape) != (1,):
         raise Unsupported(f"the head must be nn.Linear({h}, 1) with a bias, as AIDA-X's Dense")
-    state = module.initial_state(1, torch.device("cpu"))
-    tensors = state if isinstance(state, (tuple, list)) else (state,)
-    if any(torch.count_nonzero(t) for t in tensors):
+    state = desc.get("initial_state") or ()
+    if any(torch.count_nonzero(_tensor(t, "initial_state")) for t in state):
         raise Unsupported("the model starts from a non-zero state and RTNeural's reset() sets it to zero")
-    residual = bool(getattr(module, "residual", False))
-    return AidaxModel(kind, h, int(residual), _layers(kind, rnn, head),
+    residual = bool(desc.get("residual", False))
+    return AidaxModel(kind, h, int(residual), _layers(kind, layers[0], head, h, 1 + knobs),
                       f"{name} 1x{h} -> Dense({h}, 1)" + (f", {1 + knobs} inputs (audio, {knobs} knob{'s' * (knobs > 1)})"
                                                           if knobs else "")
                       + (", in_skip (y = x + f(x))" if residual else ""), 1 + knobs)
 
 
+def _facet(model_name: str):
+    """The registered model's "aidax" facet, or None (no such model installed, or no facet)."""
+    from fxforge import FxforgeError
+    from fxforge.registry import get_registry
+
+    try:
+        return dict(get_registry().get("model", model_name).exports).get("aidax")
+    except FxforgeError:
+        return None
+
+
 def map_run(model_name: str, module, cabinet: bool) -> AidaxModel:
     """The AIDA-X form of a run's model, or :class:`Unsupported` naming what
     AIDA-X lacks and the closest model that exports exactly."""
-    from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM
-
     hint = f"wave-lstm or gru with num_layers = 1 and hidden_size one of {SIZES_TEXT}"
     if cabinet or hasattr(module, "inner"):
         raise Unsupported("AIDA-X's model has no FIR stage for [model.cabinet] (AIDA-X loads the cabinet as a "
                           f"separate impulse response WAV); train {hint} without [model.cabinet], or export "
                           "this run as a plugin with `fxforge export juce`")
-    if isinstance(module, WaveLSTM):
-        return _recurrent(module, "lstm", "lstm")
-    if isinstance(module, WaveGRU):
-        return _recurrent(module, "rnn", "gru")
-    other = " (a wavenet exports as a plugin with `fxforge export juce`)" if model_name == "wavenet" else ""
-    raise Unsupported(f"AIDA-X plays one LSTM or GRU layer into Dense(H, 1) and model '{model_name[:60]}' is "
-                      f"neither; train {hint}{other}")
+    facet = _facet(model_name)
+    if facet is None:
+        other = " (a wavenet exports as a plugin with `fxforge export juce`)" if model_name == "wavenet" else ""
+        raise Unsupported(f"AIDA-X plays one LSTM or GRU layer into Dense(H, 1) and model '{model_name[:60]}' is "
+                          f"neither; train {hint}{other}")
+    try:
+        desc = facet(module)
+    except ValueError as e:  # the facet refuses a module it cannot describe
+        raise Unsupported(" ".join(str(e).split())) from None
+    if not isinstance(desc, dict):
+        raise Unsupported("its aidax facet must return a dict (see fxforge_aidax.mapping)")
+    return _recurrent(desc)

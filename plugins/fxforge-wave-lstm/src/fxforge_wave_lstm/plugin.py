@@ -12,6 +12,8 @@ from torch import nn
 
 from fxforge import DataConfig, KnobsConfig, ModelConfig, ModelSpec, ProviderSpec, StreamingModel, cut_segments, hookimpl
 
+from . import exports
+
 
 CONDITIONING = ("concat", "film")
 FILM_FEATURES = 8  # knob features the FiLM generator gives the recurrent layer and the head
@@ -159,11 +161,11 @@ def fxforge_register_models(register):
     register(ModelSpec(
         "wave-lstm", "LSTM over raw samples, y = x + Linear(h_t), state carried between blocks",
         WaveLSTMConfig, _build(WaveLSTM),
-        provider="segments"))
+        provider="segments", exports={"nam": exports.nam_lstm, "aidax": exports.aidax_lstm}))
     register(ModelSpec(
         "gru", "GRU over raw samples, y = x + Linear(h_t), state carried between blocks",
         GRUConfig, _build(WaveGRU),
-        provider="segments"))
+        provider="segments", exports={"nam": exports.nam_gru, "aidax": exports.aidax_gru}))
 
 
 @hookimpl

@@ -26,6 +26,8 @@ from torch import nn
 
 from fxforge import ModelConfig, ModelSpec, StreamingModel, hookimpl
 
+from . import exports
+
 # name: (channels, stacks, gated); each stack is dilations 1, 2, ..., 512.
 PRESETS = {
     "nano": (4, 1, True),
@@ -180,9 +182,9 @@ class NamWaveNet(StreamingModel):
     """NAM's WaveNet layout, (batch, time, 1) -> (batch, time, 1); state: per-layer
     input tails, starting at the response to silence (as NAM's padded start).
 
-    Public structure (what ``fxforge export nam`` reads): ``layer_arrays``, each
-    with ``rechannel``, ``layers`` (``conv``, ``input_mixer``, ``layer1x1``,
-    ``gated``, ``dilation``) and ``head_rechannel``; ``head_scale``."""
+    Its ``nam`` export facet (``exports.nam``) reads ``layer_arrays``, each with
+    ``rechannel``, ``layers`` (``conv``, ``input_mixer``, ``layer1x1``, ``gated``)
+    and ``head_rechannel``; ``head_scale``."""
 
     def __init__(self, arrays=(16, 8), stacks=1, max_dilation=512, kernel_size=3, gated=False, head_scale=0.02):
         super().__init__()
@@ -234,4 +236,4 @@ def build(cfg: WaveNetConfig, sample_rate: int):
 @hookimpl
 def fxforge_register_models(register):
     register(ModelSpec("wavenet", "Causal dilated convolutions (gated, residual + skip), streamed with per-layer buffers",
-                       WaveNetConfig, build, provider="segments"))
+                       WaveNetConfig, build, provider="segments", exports={"nam": exports.nam}))
