@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace fxforge
 {
@@ -99,5 +100,45 @@ inline bool processGuarded (Model& model, const float* in, float* out, int n) no
         return false;
     }
     return true;
+}
+
+/** How many knob inputs a model takes: its kKnobs, 0 for a model without one. */
+template <typename Model, typename = void>
+struct KnobCount : std::integral_constant<int, 0>
+{
+};
+
+template <typename Model>
+struct KnobCount<Model, std::void_t<decltype (Model::kKnobs)>> : std::integral_constant<int, Model::kKnobs>
+{
+};
+
+/** processGuarded with the knob values per sample (knobs[i * kKnobs + j], each 0..1) for a
+    conditioned model; a model without knobs ignores them and runs exactly as above. */
+template <typename Model>
+inline bool processGuarded (Model& model, const float* in, float* out, int n, const float* knobs) noexcept
+{
+    if constexpr (KnobCount<Model>::value > 0)
+    {
+        if (! allFinite (in, n))
+        {
+            model.reset();
+            std::memset (out, 0, sizeof (float) * (size_t) n);
+            return false;
+        }
+        model.process (in, out, knobs, n);
+        if (! allFinite (out, n))
+        {
+            model.reset();
+            std::memset (out, 0, sizeof (float) * (size_t) n);
+            return false;
+        }
+        return true;
+    }
+    else
+    {
+        (void) knobs;
+        return processGuarded (model, in, out, n);
+    }
 }
 } // namespace fxforge

@@ -31,7 +31,15 @@ FxforgeAudioProcessorEditor::FxforgeAudioProcessorEditor (FxforgeAudioProcessor&
     mixAttachment = std::make_unique<SliderAttachment> (s, "mix", mixKnob);
     bypassAttachment = std::make_unique<ButtonAttachment> (s, "bypass", bypassButton);
 
-    setSize (520, 300);
+    for (const auto& k : fxforge::knobs::kKnobs)
+    {
+        modelKnobs.push_back (std::make_unique<juce::Slider>());
+        modelLabels.push_back (std::make_unique<juce::Label>());
+        setUpKnob (*modelKnobs.back(), *modelLabels.back(), k.name);
+        modelAttachments.push_back (std::make_unique<SliderAttachment> (s, k.id, *modelKnobs.back()));
+    }
+
+    setSize (juce::jmax (520, 130 * (int) modelKnobs.size() + 28), modelKnobs.empty() ? 300 : 450);
     timerCallback();
     startTimerHz (4);
 }
@@ -70,6 +78,14 @@ void FxforgeAudioProcessorEditor::resized()
     warning.setBounds (area.removeFromBottom (24));
     auto bottom = area.removeFromBottom (30);
     bypassButton.setBounds (bottom.removeFromLeft (120));
+    if (! modelKnobs.empty())
+    {
+        auto row = area.removeFromTop (150);
+        row.removeFromTop (24); // room for the knob labels
+        const int kw = row.getWidth() / (int) modelKnobs.size();
+        for (auto& knob : modelKnobs)
+            knob->setBounds (row.removeFromLeft (kw).reduced (8));
+    }
     area.removeFromTop (24); // room for the knob labels
     const int w = area.getWidth() / 3;
     inputKnob.setBounds (area.removeFromLeft (w).reduced (8));

@@ -4,7 +4,11 @@
 
 #include "PluginProcessor.h"
 
-/** Knobs for input gain, output gain and mix; a bypass switch; what the model is. */
+#include <memory>
+#include <vector>
+
+/** Knobs for input gain, output gain and mix; a bypass switch; what the model is; and a row
+    with the model's own knobs (FxforgeKnobs.h) for a run trained on knob settings. */
 class FxforgeAudioProcessorEditor final : public juce::AudioProcessorEditor,
                                           private juce::Timer
 {
@@ -31,6 +35,11 @@ private:
 
     std::unique_ptr<SliderAttachment> inputAttachment, outputAttachment, mixAttachment;
     std::unique_ptr<ButtonAttachment> bypassAttachment;
+
+    // The model's knobs (none for a run without knobs).
+    std::vector<std::unique_ptr<juce::Slider>> modelKnobs;
+    std::vector<std::unique_ptr<juce::Label>> modelLabels;
+    std::vector<std::unique_ptr<SliderAttachment>> modelAttachments;
 
     JUCE_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR (FxforgeAudioProcessorEditor)
 };

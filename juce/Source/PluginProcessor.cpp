@@ -7,7 +7,6 @@
 
 namespace
 {
-constexpr double kSmoothingSeconds = 0.02;
 const juce::ParameterID kInputGain { "input_gain", 1 };
 const juce::ParameterID kOutputGain { "output_gain", 1 };
 const juce::ParameterID kMix { "mix", 1 };
@@ -20,6 +19,16 @@ juce::AudioProcessorValueTreeState::ParameterLayout FxforgeAudioProcessor::creat
     // then equals the PyTorch model's, which `fxforge export juce --verify` checks.
     using namespace juce;
     AudioProcessorValueTreeState::ParameterLayout layout;
+    // The model's knobs first, in the knob's own units, at the run's default; shown with enough
+    // digits that a host setting a value by text (pedalboard does) lands on it.
+    for (const auto& k : fxforge::knobs::kKnobs)
+        layout.add (std::make_unique<AudioParameterFloat> (
+            ParameterID { k.id, 1 }, k.name, NormalisableRange<float> (k.min, k.max), k.defaultValue,
+            AudioParameterFloatAttributes().withStringFromValueFunction ([] (float v, int length)
+            {
+                auto text = String (v, 7);
+                return length > 0 ? text.substring (0, length) : text;
+            })));
     auto db = AudioParameterFloatAttributes().withLabel ("dB");
     layout.add (std::make_unique<AudioParameterFloat> (kInputGain, "Input", NormalisableRange<float> (-24.0f, 24.0f, 0.1f), 0.0f, db));
     layout.add (std::make_unique<AudioParameterFloat> (kOutputGain, "Output", NormalisableRange<float> (-24.0f, 24.0f, 0.1f), 0.0f, db));
@@ -40,6 +49,10 @@ FxforgeAudioProcessor::FxforgeAudioProcessor()
     mixPercent = state.getRawParameterValue (kMix.getParamID());
     bypassValue = state.getRawParameterValue (kBypass.getParamID());
     bypassParam = state.getParameter (kBypass.getParamID());
+    static_assert (fxforge::KnobCount<fxforge::Model>::value == kKnobs,
+                   "FxforgeKnobs.h and FxforgeModel.h disagree on the knob count: re-run fxforge export juce");
+    for (int j = 0; j < kKnobs; ++j)
+        knobValues[(size_t) j] = state.getRawParameterValue (fxforge::knobs::kKnobs[(size_t) j].id);
 
     // Parse the embedded weights once; each channel gets its own model instance.
     const auto json = nlohmann::json::parse (BinaryData::model_weights_json,
@@ -50,6 +63,13 @@ FxforgeAudioProcessor::FxforgeAudioProcessor()
         m->load (json);
     }
     resetModels();
+}
+
+float FxforgeAudioProcessor::knobTarget (int knob) const noexcept
+{
+    // (value - min) / (max - min): what the model was trained on (fxforge.knobs normalises so).
+    const auto& k = fxforge::knobs::kKnobs[(size_t) knob];
+    return (knobValues[(size_t) knob]->load() - k.min) / (k.max - k.min);
 }
 
 void FxforgeAudioProcessor::resetModels() noexcept
@@ -65,12 +85,16 @@ void FxforgeAudioProcessor::reset()
     outputGain.setCurrentAndTargetValue (juce::Decibels::decibelsToGain (outputGainDb->load()));
     mix.setCurrentAndTargetValue (mixPercent->load() * 0.01f);
     bypassMix.setCurrentAndTargetValue (bypassValue->load() >= 0.5f ? 1.0f : 0.0f);
+    for (int j = 0; j < kKnobs; ++j)
+        knobSmoothers[(size_t) j].setCurrentAndTargetValue (knobTarget (j));
 }
 
 void FxforgeAudioProcessor::prepareToPlay (double sampleRate, int)
 {
     for (auto* s : { &inputGain, &outputGain, &mix, &bypassMix })
         s->reset (sampleRate, kSmoothingSeconds);
+    for (int j = 0; j < kKnobs; ++j)
+        knobSmoothers[(size_t) j].reset (sampleRate, kSmoothingSeconds);
     reset();
 
     hostSampleRate.store (sampleRate);
@@ -107,6 +131,8 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
     outputGain.setTargetValue (juce::Decibels::decibelsToGain (outputGainDb->load()));
     mix.setTargetValue (mixPercent->load() * 0.01f);
     bypassMix.setTargetValue (bypassValue->load() >= 0.5f ? 1.0f : 0.0f);
+    for (int j = 0; j < kKnobs; ++j)
+        knobSmoothers[(size_t) j].setTargetValue (knobTarget (j));
 
     for (int start = 0; start < numSamples; start += kChunk)
     {
@@ -118,6 +144,8 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
             outGainBuf[(size_t) i] = outputGain.getNextValue();
             mixBuf[(size_t) i] = mix.getNextValue();
             bypassBuf[(size_t) i] = bypassMix.getNextValue();
+            for (int j = 0; j < kKnobs; ++j)
+                knobBuf[(size_t) (i * kKnobs + j)] = knobSmoothers[(size_t) j].getNextValue();
         }
 
         for (int ch = 0; ch < numChannels; ++ch)
@@ -135,7 +163,7 @@ void FxforgeAudioProcessor::processBlock (juce::AudioBuffer<float>& buffer, juce
             for (int i = 0; i < n; ++i)
                 wetBuf[(size_t) i] = data[i] * inGainBuf[(size_t) i];
             // Non-finite model output (or input gained past float range): muted, model reset.
-            if (! fxforge::processGuarded (*models[(size_t) ch], wetBuf.data(), wetBuf.data(), n))
+            if (! fxforge::processGuarded (*models[(size_t) ch], wetBuf.data(), wetBuf.data(), n, knobBuf.data()))
             {
                 std::fill (data, data + n, 0.0f);
                 continue;

@@ -6,9 +6,14 @@
 #include <atomic>
 #include <memory>
 
+#include "FxforgeKnobs.h"
 #include "FxforgeModel.h"
 
 /** Runs the trained network (FxforgeModel.h, through its block API) on each channel.
+
+    A run trained on knob settings (FxforgeKnobs.h) gets one parameter per knob, in the knob's
+    own units, smoothed per sample (a linear ramp of kSmoothingSeconds); the model reads each
+    smoothed value normalised to 0..1, sample by sample.
 
     Real-time safety: everything is allocated in the constructor; processBlock
     never allocates, locks, logs or touches files, and handles any block size
@@ -58,6 +63,9 @@ public:
 
     static juce::AudioProcessorValueTreeState::ParameterLayout createLayout();
 
+    static constexpr int kKnobs = fxforge::knobs::kCount;
+    static constexpr double kSmoothingSeconds = 0.02; // every smoothed parameter's linear ramp
+
 private:
     void resetModels() noexcept;
 
@@ -73,6 +81,14 @@ private:
 
     juce::SmoothedValue<float> inputGain, outputGain, mix, bypassMix;
     std::array<float, kChunk> inGainBuf {}, outGainBuf {}, mixBuf {}, bypassBuf {}, wetBuf {};
+
+    // The model's knobs: each parameter's value, its smoother (of the normalised value, 0..1),
+    // and the chunk's smoothed values, sample-major (knobBuf[i * kKnobs + j]), shared by the channels.
+    static constexpr int kKnobSlots = kKnobs > 0 ? kKnobs : 1;
+    std::array<std::atomic<float>*, kKnobSlots> knobValues {};
+    std::array<juce::SmoothedValue<float, juce::ValueSmoothingTypes::Linear>, kKnobSlots> knobSmoothers;
+    std::array<float, (size_t) kChunk * kKnobSlots> knobBuf {};
+    float knobTarget (int knob) const noexcept;
 
     std::atomic<bool> sampleRateMismatch { false };
     std::atomic<double> hostSampleRate { 0.0 };

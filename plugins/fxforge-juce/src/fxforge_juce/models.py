@@ -44,6 +44,11 @@ class RTModel:
     # C++ declarations (classes, functions) a model's or stage's facet ships, each placed once
     # inside namespace fxforge before the generated Model class.
     code: list[str] = field(default_factory=list)
+    # A conditioned model's knob inputs (0..1 each, normalised as fxforge.knobs does): how many,
+    # and the statements of ``setKnobs (const float* k)``, which the plugin calls before each
+    # sample with the smoothed values (they update what ``body`` reads). 0: no knobs.
+    knobs: int = 0
+    knob_update: list[str] = field(default_factory=list)
 
 
 MAPPERS: dict[str, Callable[[nn.Module], RTModel]] = {}
@@ -72,56 +77,166 @@ def _embedded(module: nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.T
 # ---------------------------------------------------------------- recurrent
 
 
+def _film_network(module: nn.Module, knobs: int, hidden: int) -> tuple[int, int]:
+    """(generator width, features) of the FiLM network ``module.film`` (Linear(K, W), Tanh,
+    Linear(W, F), Tanh) and ``module.film_head`` (Linear(F, 2H): gamma, then beta)."""
+    film, film_head = getattr(module, "film", None), getattr(module, "film_head", None)
+    layers = list(film) if isinstance(film, nn.Sequential) else []
+    if not (len(layers) == 4 and isinstance(layers[0], nn.Linear) and isinstance(layers[1], nn.Tanh)
+            and isinstance(layers[2], nn.Linear) and isinstance(layers[3], nn.Tanh)
+            and layers[0].in_features == knobs and layers[2].in_features == layers[0].out_features
+            and layers[0].bias is not None and layers[2].bias is not None):
+        raise Unsupported(f"FiLM conditioning: expected module.film = Sequential(Linear({knobs}, W), Tanh, "
+                          "Linear(W, F), Tanh) with biases")
+    features = layers[2].out_features
+    if not (isinstance(film_head, nn.Linear) and film_head.in_features == features
+            and film_head.out_features == 2 * hidden and film_head.bias is not None):
+        raise Unsupported(f"FiLM conditioning: expected module.film_head = Linear({features}, {2 * hidden})")
+    return layers[0].out_features, features
+
+
 def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, kind: str) -> RTModel:
+    """The recurrent model, unconditioned or with knobs (``module.knobs`` > 0):
+
+    * concat: the first layer reads [x, k] (1 + K inputs), as in PyTorch;
+    * film: phi = tanh(L2 tanh(L1 k)) (F features), the first layer reads [x, x * phi, phi]
+      (1 + 2F inputs) and the last layer's output h is h * (1 + gamma) + beta before the head,
+      (gamma, beta) = film_head(phi). phi, gamma and beta are recomputed in ``setKnobs`` only
+      when a knob value changes (while the plugin's smoothing ramps, every sample).
+    """
     rnn = getattr(module, attr, None)
     expected = nn.LSTM if kind == "LSTM" else nn.GRU
     if not isinstance(rnn, expected):
         raise Unsupported(f"expected module.{attr} to be nn.{kind}")
-    if rnn.input_size != 1:
-        raise Unsupported(f"{kind} input_size is {rnn.input_size}; the plugin feeds one sample (input_size=1)")
+    knobs = int(getattr(module, "knobs", 0) or 0)
+    conditioning = str(getattr(module, "conditioning", "concat")) if knobs else ""
+    if conditioning not in ("", "concat", "film"):
+        raise Unsupported(f"conditioning '{conditioning[:40]}' has no JUCE mapping (concat and film do)")
+    h = rnn.hidden_size
+    film = _film_network(module, knobs, h) if conditioning == "film" else None
+    inputs = 1 + (2 * film[1] if film else knobs)
+    if rnn.input_size != inputs:
+        if not knobs:
+            raise Unsupported(f"{kind} input_size is {rnn.input_size}; the plugin feeds one sample (input_size=1)")
+        raise Unsupported(f"{kind} input_size is {rnn.input_size}; {conditioning} conditioning on {knobs} knobs "
+                          f"feeds {inputs}")
     if rnn.bidirectional:
         raise Unsupported(f"a bidirectional {kind} is not causal and cannot run in real time")
     if not rnn.batch_first:
         raise Unsupported(f"the {kind} must be batch_first")
     if getattr(rnn, "proj_size", 0):
         raise Unsupported(f"{kind} proj_size is not supported by RTNeural")
-    h = rnn.hidden_size
     head = getattr(module, "head", None)
     if not isinstance(head, nn.Linear) or head.in_features != h or head.out_features != 1:
         raise Unsupported(f"the output head must be nn.Linear({h}, 1)")
+    if knobs and not isinstance(getattr(module, "knob_defaults", None), torch.Tensor):
+        raise Unsupported("a conditioned model must carry its knob_defaults buffer")
 
     layers, loaders = [], []
     bias = "true" if rnn.bias else "false"
     for k in range(rnn.num_layers):
-        layers.append(f"RTNeural::{cpp_layer}<float, {1 if k == 0 else h}, {h}>")
+        layers.append(f"RTNeural::{cpp_layer}<float, {inputs if k == 0 else h}, {h}>")
         loaders.append(f'RTNeural::torch_helpers::{loader}<float> (json, "{attr}.", net.get<{k}>(), {bias}, {k});')
     head_bias = "true" if head.bias is not None else "false"
-    layers.append(f"RTNeural::DenseT<float, {h}, 1, {head_bias}>")
-    loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "head.", net.get<{rnn.num_layers}>(), {head_bias});')
+    head_layer = f"RTNeural::DenseT<float, {h}, 1, {head_bias}>"
+    if film is None:
+        layers.append(head_layer)
+        loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "head.", net.get<{rnn.num_layers}>(), {head_bias});')
 
     residual = bool(getattr(module, "residual", False))
-    net_type = "RTNeural::ModelT<float, 1, 1,\n        " + ",\n        ".join(layers) + ">"
+    out_size = h if film else 1
+    net_type = f"RTNeural::ModelT<float, {inputs}, {out_size},\n        " + ",\n        ".join(layers) + ">"
     arch = f"{kind} {rnn.num_layers}x{h} -> Dense {h}x1" + (" + input (residual)" if residual else "")
+    prefixes = (f"{attr}.", "head.") + (("knob_defaults", "film.", "film_head.") if knobs else ())
+    weights = _embedded(module, prefixes)
+    members, resets = [f"{net_type} net;"], ["net.reset();"]
+    knob_update: list[str] = []
+    if not knobs:
+        body = ["float in[1] = { x };", "float y = net.forward (in);"]
+    elif film is None:
+        arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input"
+        members += [f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, knobs (0..1)]"]
+        loaders += [f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
+                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
+        knob_update = [f"for (int j = 0; j < {knobs}; ++j)", "    xin[1 + j] = k[j];"]
+        body = ["xin[0] = x;", "float y = net.forward (xin);"]
+    else:
+        width, features = film
+        arch += f", FiLM of {knobs} knob{'s' * (knobs > 1)} ({knobs}-{width}-{features} tanh)"
+        members += [
+            f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, x * phi, phi]",
+            f"Eigen::Matrix<float, {width}, {knobs}> film0W; Eigen::Matrix<float, {width}, 1> film0B, film0Out;",
+            f"Eigen::Matrix<float, {features}, {width}> film2W; Eigen::Matrix<float, {features}, 1> film2B, phi;",
+            f"Eigen::Matrix<float, {2 * h}, {features}> filmHeadW; Eigen::Matrix<float, {2 * h}, 1> filmHeadB, film;",
+            f"Eigen::Matrix<float, {h}, 1> gain, shift, filmed; // 1 + gamma, beta",
+            f"Eigen::Matrix<float, {knobs}, 1> knobNow = Eigen::Matrix<float, {knobs}, 1>::Constant (-1.0f);",
+            f"{head_layer} head;",
+        ]
+        loaders += [f'RTNeural::torch_helpers::loadDense<float> (json, "head.", head, {head_bias});',
+                    f'wavenet::loadMatrix<{width}, {knobs}> (json, "film.0.weight", film0W);',
+                    f'wavenet::loadVector<{width}> (json, "film.0.bias", film0B);',
+                    f'wavenet::loadMatrix<{features}, {width}> (json, "film.2.weight", film2W);',
+                    f'wavenet::loadVector<{features}> (json, "film.2.bias", film2B);',
+                    f'wavenet::loadMatrix<{2 * h}, {features}> (json, "film_head.weight", filmHeadW);',
+                    f'wavenet::loadVector<{2 * h}> (json, "film_head.bias", filmHeadB);',
+                    f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
+                    "knobNow.setConstant (-1.0f); // recompute the FiLM below",
+                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
+        knob_update = [
+            "bool same = true;",
+            f"for (int j = 0; j < {knobs}; ++j)",
+            "    same = same && knobNow (j) == k[j];",
+            "if (same)",
+            "    return; // FiLM of these values already computed",
+            f"for (int j = 0; j < {knobs}; ++j)",
+            "    knobNow (j) = k[j];",
+            # std::tanh per element, as torch.tanh (Eigen's vectorised tanh is an approximation).
+            "film0Out.noalias() = film0W * knobNow;",
+            f"for (int j = 0; j < {width}; ++j)",
+            "    film0Out (j) = std::tanh (film0Out (j) + film0B (j));",
+            "phi.noalias() = film2W * film0Out;",
+            f"for (int j = 0; j < {features}; ++j)",
+            "    phi (j) = std::tanh (phi (j) + film2B (j));",
+            "film.noalias() = filmHeadW * phi;",
+            "film += filmHeadB;",
+            f"gain = film.template head<{h}>().array() + 1.0f;",
+            f"shift = film.template tail<{h}>();",
+            f"for (int j = 0; j < {features}; ++j)",
+            f"    xin[{1 + features} + j] = phi (j);",
+        ]
+        body = ["xin[0] = x;",
+                f"for (int j = 0; j < {features}; ++j)",
+                "    xin[1 + j] = x * phi (j);",
+                "net.forward (xin);",
+                f"filmed = Eigen::Map<const Eigen::Matrix<float, {h}, 1>> (net.getOutputs()).cwiseProduct (gain) + shift;",
+                "head.forward (filmed);",
+                "float y = head.outs (0);"]
+    if knobs:
+        members.append(f"Eigen::Matrix<float, {knobs}, 1> knobDefaults = Eigen::Matrix<float, {knobs}, 1>::Zero();")
     return RTModel(
-        members=[f"{net_type} net;"],
+        members=members,
         loaders=loaders,
-        body=["float in[1] = { x };", "float y = net.forward (in);"] + (["y += x;"] if residual else []),
-        weights=_embedded(module, (f"{attr}.", "head.")),
+        body=body + (["y += x;"] if residual else []),
+        weights=weights,
         residual=residual,
         architecture=arch,
-        resets=["net.reset();"],
+        resets=resets,
+        knobs=knobs,
+        knob_update=knob_update,
     )
 
 
 @mapper("wave-lstm")
 def wave_lstm(module: nn.Module) -> RTModel:
-    """``module.lstm`` (nn.LSTM, batch_first, input 1) -> ``module.head`` (Linear(H, 1)) [+ x]."""
+    """``module.lstm`` (nn.LSTM, batch_first, input 1, or with knobs: see _recurrent_model) ->
+    ``module.head`` (Linear(H, 1)) [+ x]."""
     return _recurrent_model(module, "lstm", "LSTMLayerT", "loadLSTM", "LSTM")
 
 
 @mapper("gru")
 def gru(module: nn.Module) -> RTModel:
-    """``module.rnn`` (nn.GRU, batch_first, input 1) -> ``module.head`` (Linear(H, 1)) [+ x]."""
+    """``module.rnn`` (nn.GRU, batch_first, input 1, or with knobs: see _recurrent_model) ->
+    ``module.head`` (Linear(H, 1)) [+ x]."""
     return _recurrent_model(module, "rnn", "GRULayerT", "loadGRU", "GRU")
 
 
@@ -306,6 +421,8 @@ def append(rt: RTModel, fragment: dict) -> RTModel:
         else rt.architecture,
         resets=rt.resets + list(fragment.get("resets", [])),
         code=rt.code + code,
+        knobs=rt.knobs,
+        knob_update=rt.knob_update,
     )
 
 

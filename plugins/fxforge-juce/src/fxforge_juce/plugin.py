@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fxforge import ExporterSpec, FxforgeError, hookimpl
 from fxforge.exports import model_name
 
-from .generate import CODE_RE, Project, derive_names, safe_name, write_project
-from .models import Unsupported, map_model
+from .generate import CODE_RE, PluginKnob, Project, derive_names, plugin_knobs, safe_name, write_project
+from .models import RTModel, Unsupported, map_model
 
 FORMATS = {"vst3": "VST3", "lv2": "LV2", "standalone": "Standalone", "au": "AU", "aax": "AAX"}
 
@@ -29,7 +29,7 @@ class JuceConfig(BaseModel):
     formats: list[str] = Field(default_factory=lambda: ["VST3", "LV2", "Standalone"],
                                description="comma-separated: VST3, LV2, Standalone, AU (macOS), AAX (macOS/Windows)")
     build: bool = Field(False, description="configure and build the project (Release, all cores)")
-    verify: bool = Field(False, description="build, then compare the VST3 with PyTorch at several block sizes")
+    verify: bool = Field(False, description="build, then compare the VST3 with PyTorch at several block sizes (a run with knobs: also at several knob positions and with a knob moving)")
     tolerance: float = Field(1e-4, gt=0, description="--verify: largest allowed max abs error")
     rtneural_dir: Optional[Path] = Field(None, description="local RTNeural checkout (default: $FXFORGE_RTNEURAL_DIR, else GitHub)")
     juce_dir: Optional[Path] = Field(None, description="local JUCE checkout (default: installed JUCE package, else GitHub)")
@@ -80,6 +80,29 @@ def refuses(run) -> str | None:
     return None
 
 
+def run_knobs(run, rt: RTModel) -> list[PluginKnob]:
+    """The plugin parameters of a conditioned run: its knobs as the run recorded them
+    (summary.json's ``knobs``, from its captures manifest: names, ranges, defaults), in the
+    order of the model's knob inputs. A conditioned model without that record (a run directory
+    made by hand) gets knob_1.. over 0..1 at the model's own defaults."""
+    if not rt.knobs:
+        return []
+    summary = getattr(run, "summary", None) or {}
+    listed = list((summary.get("knobs") or {}).get("knobs") or [])
+    if not listed:
+        defaults = getattr(run.model, "knob_defaults", None)
+        if defaults is None:  # a model wrapped in stages keeps the buffer on the inner model
+            from fxforge.model import unwrap
+
+            defaults = getattr(unwrap(run.model)[0], "knob_defaults", None)
+        values = [float(v) for v in defaults.reshape(-1).tolist()] if defaults is not None else [0.5] * rt.knobs
+        listed = [{"name": f"knob_{j + 1}", "min": 0.0, "max": 1.0, "default": values[j]} for j in range(rt.knobs)]
+    if len(listed) != rt.knobs:
+        raise FxforgeError(f"the juce exporter: the model takes {rt.knobs} knob inputs, but the run records "
+                           f"{len(listed)} knobs ({', '.join(str(k.get('name')) for k in listed)[:120]})")
+    return plugin_knobs(listed)
+
+
 def generate(run, config: JuceConfig) -> Project:
     """Write the CMake project for ``run`` into ``config.out`` (no build)."""
     try:
@@ -93,7 +116,7 @@ def generate(run, config: JuceConfig) -> Project:
         config.out, names, rt,
         sample_rate=int(run.sample_rate), formats=config.formats, summary=getattr(run, "summary", None),
         run_label=safe_name(run_name, "run"), run_path=str(getattr(run, "path", "")),
-        model_name=model_name(run), force=config.force,
+        model_name=model_name(run), force=config.force, knobs=run_knobs(run, rt),
     )
 
 
@@ -120,17 +143,31 @@ def export(run, config: JuceConfig):
     artifacts = build_project(project.dir, config, console=console)
     if config.verify:
         s = getattr(run, "summary", None) or {}
-        result = verify_plugin(artifacts["VST3"], run.model, project.sample_rate, console=console,
+        model = run.model
+        if project.knobs:  # the block sizes, probes and LV2 play the plugin's defaults
+            from .knobcheck import at_knobs, default_value
+
+            model = at_knobs(run.model, [default_value(k) for k in project.knobs])
+        result = verify_plugin(artifacts["VST3"], model, project.sample_rate, console=console,
                                input_peak=s.get("input_peak"), tolerance=config.tolerance, lv2=artifacts.get("LV2"))
-        if not result.passed(config.tolerance):
-            worst = max(result.errors.values())
+        knob_check = None
+        if project.knobs:
+            from .build import test_signal
+            from .knobcheck import verify_knobs
+
+            knob_check = verify_knobs(artifacts["VST3"], run.model, project.knobs, project.sample_rate,
+                                      test_signal(project.sample_rate, 1.0, s.get("input_peak")),
+                                      tolerance=config.tolerance, console=console)
+        worst = max([*result.errors.values(), knob_check.worst() if knob_check else 0.0])
+        if not result.passed(config.tolerance) or (knob_check and not knob_check.passed(config.tolerance)):
             why = (f"max abs error {worst:.3g} > {config.tolerance:g}" if worst > config.tolerance
                    else "non-finite output on a probe" if not all(p["finite"] for p in result.probes)
+                   else f"the knobs in pedalboard: {'; '.join(knob_check.problems)}" if knob_check and knob_check.problems
                    else f"the LV2 in {result.lv2.get('host')}: {result.lv2.get('skipped') or result.lv2.get('error')}")
             console.print(f"[red]verify failed: {why}[/red]")
             raise SystemExit(1)
-        worst = max(result.errors.values())
-        console.print(f"[green]verify ok: max abs error {worst:.3g} <= {config.tolerance:g}[/green]")
+        at = f" (block sizes and {len(knob_check.positions)} knob positions, a knob moving)" if knob_check else ""
+        console.print(f"[green]verify ok: max abs error {worst:.3g} <= {config.tolerance:g}{at}[/green]")
     return project
 
 
