@@ -321,3 +321,54 @@ def test_an_exporter_cannot_take_the_name_all():
     assert "all" not in reg.names("exporter")
     assert [str(p) for p in reg.problems] == [
         "plugin package 'evil': exporter name 'all' is taken by `fxforge export all`; skipped"]
+
+
+# ---------------------------------------------------------------- knobs (in_shape 2 and 3)
+
+
+@pytest.mark.skipif(_rtneural() is None or not (shutil.which("g++") or shutil.which("clang++")),
+                    reason="RTNeural's parser check needs FXFORGE_RTNEURAL_DIR (an RTNeural checkout) and a C++ compiler")
+@pytest.mark.parametrize("cls,name,knobs", [(WaveLSTM, "wave-lstm", 1), (WaveGRU, "gru", 2)])
+def test_rtneurals_parser_plays_a_conditioned_export_with_moving_knobs(tmp_path, cls, name, knobs):
+    """A concat run's AIDA-X JSON (in_shape 2 or 3) through RTNeural's own parser, fed
+    [x, knob...] per sample as AIDA-X's applyModel() does, the knobs moving, against PyTorch."""
+    from fxforge.stream import process
+    from fxforge_aidax.rtneural import AIDAX_PREBUFFER, build_check, find_compiler, render
+
+    torch.manual_seed(0)
+    model = cls(8, 1, knobs=knobs, knob_defaults=[0.3] * knobs, conditioning="concat")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    defaults = ", ".join(["0.3"] * knobs)
+    run = make_run_dir(tmp_path, model.eval(), f'name = "{name}"\nhidden_size = 8\nknobs = {knobs}\n'
+                                               f'knob_defaults = [{defaults}]\nconditioning = "concat"')
+    summary = json.loads((run / "summary.json").read_text())
+    summary["knobs"] = {"knobs": [{"name": f"k{j}", "min": 0.0, "max": 1.0, "default": 0.5} for j in range(knobs)]}
+    (run / "summary.json").write_text(json.dumps(summary))
+    from fxforge import load_run
+    from fxforge_aidax.plugin import AidaxConfig, aidax_dict
+
+    # The exporter's document, written in-process (the CLI path is test_knobs's aidax test).
+    doc = aidax_dict(load_run(run), AidaxConfig(out=tmp_path / "m.json"))
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    assert doc["in_shape"][-1] == 1 + knobs
+    exe = build_check(Path(_rtneural()), find_compiler())
+    n = 6000
+    x = (0.4 * synth_di(n / SR, 7)[:n] / max(1e-9, np.abs(synth_di(n / SR, 7)[:n]).max())).astype(np.float32)
+    k = np.stack([np.linspace(0.0, 1.0, n), np.where(np.arange(n) < n // 2, 0.9, 0.2)][:knobs], axis=1).astype(np.float32)
+    with torch.no_grad():
+        ref = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), k], axis=1))).numpy()
+        still = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), np.zeros_like(k)], axis=1))).numpy()
+    assert np.abs(ref - still).max() > 1e-2  # the knobs change the sound
+    theirs = render(exe, tmp_path / "m.json", x, 0, knobs=k)
+    assert np.abs(theirs - ref).max() < 1e-4
+    # AIDA-X's pre-roll (silence at the first sample's knobs), then the same audio.
+    pre = np.concatenate([np.zeros((AIDAX_PREBUFFER, 1 + knobs), np.float32),
+                          np.concatenate([x.reshape(-1, 1), k], axis=1)])
+    pre[:AIDAX_PREBUFFER, 1:] = k[0]
+    with torch.no_grad():
+        ref_pre = process(model, torch.from_numpy(pre)).numpy()[AIDAX_PREBUFFER:]
+    assert np.abs(render(exe, tmp_path / "m.json", x, AIDAX_PREBUFFER, knobs=k) - ref_pre).max() < 1e-4
+    with pytest.raises(Exception, match="knob"):  # a conditioned model without its knob values
+        render(exe, tmp_path / "m.json", x, 0)

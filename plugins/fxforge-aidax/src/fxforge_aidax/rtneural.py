@@ -72,13 +72,21 @@ def build_check(rtneural: Path, compiler: str) -> Path:
     return exe
 
 
-def render(exe: Path, model_json: Path, x: np.ndarray, prebuffer: int = 0) -> np.ndarray:
-    """``x`` (1-D float32) through the model as AIDA-X plays it."""
+def render(exe: Path, model_json: Path, x: np.ndarray, prebuffer: int = 0,
+           knobs: Optional[np.ndarray] = None) -> np.ndarray:
+    """``x`` (1-D float32) through the model as AIDA-X plays it. A model with knobs (in_shape
+    2 or 3) takes ``knobs``: (len(x), in_shape - 1) values 0..1, knob j at sample i in
+    ``knobs[i, j]`` (a 1-D array for one knob); the pre-roll holds the first row."""
     with tempfile.TemporaryDirectory(prefix="fxforge-aidax-") as tmp:
-        src, dst = Path(tmp, "in.f32"), Path(tmp, "out.f32")
-        np.ascontiguousarray(x, dtype=np.float32).tofile(src)
-        out = subprocess.run([str(exe), str(model_json), str(src), str(dst), str(int(prebuffer))],
-                             capture_output=True, text=True)
+        src, dst, kf = Path(tmp, "in.f32"), Path(tmp, "out.f32"), Path(tmp, "knobs.f32")
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+        x.tofile(src)
+        args = [str(exe), str(model_json), str(src), str(dst), str(int(prebuffer))]
+        if knobs is not None:
+            k = np.ascontiguousarray(knobs, dtype=np.float32).reshape(len(x), -1)
+            k.tofile(kf)
+            args.append(str(kf))
+        out = subprocess.run(args, capture_output=True, text=True)
         if out.returncode != 0:
             raise FxforgeError(" ".join(out.stderr.split())[:300] or f"{exe.name} exited with {out.returncode}")
         return np.fromfile(dst, dtype=np.float32)

@@ -2,11 +2,16 @@
 // through it the way AIDA-X's applyModel() does, so fxforge can check an export against
 // the code that plays it.
 //
-//   aidax_check model.json in.f32 out.f32 [prebuffer]
+//   aidax_check model.json in.f32 out.f32 [prebuffer [knobs.f32]]
 //
 // - model selection: the checks of AIDA-X's model_variant.hpp (layers[0].type is lstm or
-//   gru, layers[0].shape[-1] one of its compiled hidden sizes, in_shape[-1] == 1, then a
-//   dense layer of 1 output); a file AIDA-X would not load fails here too.
+//   gru, layers[0].shape[-1] one of its compiled hidden sizes, in_shape[-1] 1, 2 or 3 (the
+//   audio and up to two knobs, MAX_INPUT_SIZE), then a dense layer of 1 output); a file
+//   AIDA-X would not load fails here too.
+// - knobs (in_shape 2 or 3): knobs.f32 holds in_shape[-1] - 1 float32 values per sample,
+//   sample-major, each the knob's 0..1 value; the model reads [x, knob...] per sample, as
+//   AIDA-X's applyModel() feeds its parameters after the (gained) audio. The pre-roll holds
+//   the first sample's knob values.
 // - weights: RTNeural::json_parser::parseJson (the dynamic model). Its loadLSTM / loadGRU /
 //   loadDense are the functions the static ModelT<...>::parseJson that AIDA-X calls uses.
 // - in_skip, in_gain, out_gain: read and applied as AIDA-X's loadModelFromStream() and
@@ -44,7 +49,7 @@ bool aidaxWouldLoad (const nlohmann::json& j, std::string& why)
     bool sizeOk = false;
     for (int h : kHiddenSizes)
         sizeOk = sizeOk || h == hidden;
-    if ((type != "lstm" && type != "gru") || ! sizeOk || inputs != 1)
+    if ((type != "lstm" && type != "gru") || ! sizeOk || inputs < 1 || inputs > 3)
     {
         why = "no AIDA-X model for " + type + " " + std::to_string (hidden) + " with " + std::to_string (inputs) + " input(s)";
         return false;
@@ -67,7 +72,7 @@ int main (int argc, char** argv)
 {
     if (argc < 4)
     {
-        std::cerr << "usage: aidax_check model.json in.f32 out.f32 [prebuffer]\n";
+        std::cerr << "usage: aidax_check model.json in.f32 out.f32 [prebuffer [knobs.f32]]\n";
         return 1;
     }
     nlohmann::json j;
@@ -90,10 +95,12 @@ int main (int argc, char** argv)
     const float inGain = j["in_gain"].is_number() ? dbToGain (j["in_gain"].get<float>()) : 1.0f;
     const float outGain = j["out_gain"].is_number() ? dbToGain (j["out_gain"].get<float>()) : 1.0f;
 
+    const int inputs = j.at ("in_shape").back().get<int>();
+    const int numKnobs = inputs - 1;
     auto model = RTNeural::json_parser::parseJson<float> (j, false);
-    if (! model || model->getInSize() != 1 || model->getOutSize() != 1)
+    if (! model || model->getInSize() != inputs || model->getOutSize() != 1)
     {
-        std::cerr << argv[1] << ": RTNeural's parseJson did not build a 1-in, 1-out model\n";
+        std::cerr << argv[1] << ": RTNeural's parseJson did not build a " << inputs << "-in, 1-out model\n";
         return 2;
     }
     model->reset();
@@ -110,15 +117,42 @@ int main (int argc, char** argv)
         f.seekg (0);
         f.read (reinterpret_cast<char*> (x.data()), (std::streamsize) (x.size() * sizeof (float)));
     }
+    std::vector<float> knobs;
+    if (numKnobs > 0)
+    {
+        if (argc < 6)
+        {
+            std::cerr << argv[1] << ": takes " << numKnobs << " knob(s): pass knobs.f32 after the prebuffer\n";
+            return 1;
+        }
+        std::ifstream f (argv[5], std::ios::binary | std::ios::ate);
+        if (! f)
+        {
+            std::cerr << argv[5] << ": cannot read\n";
+            return 1;
+        }
+        knobs.resize ((size_t) f.tellg() / sizeof (float));
+        f.seekg (0);
+        f.read (reinterpret_cast<char*> (knobs.data()), (std::streamsize) (knobs.size() * sizeof (float)));
+        if (knobs.size() != x.size() * (size_t) numKnobs || x.empty())
+        {
+            std::cerr << argv[5] << ": " << knobs.size() << " values for " << x.size() << " samples and "
+                      << numKnobs << " knob(s)\n";
+            return 1;
+        }
+    }
 
-    // applyModel() for input_size 1, sample by sample as AIDA-X runs it.
-    auto apply = [&] (std::vector<float>& out) {
+    // applyModel(), sample by sample as AIDA-X runs it: [x, knob...] for in_shape 2 and 3.
+    // firstKnobRow: the pre-roll holds sample 0's knobs; else row i is sample i's.
+    auto apply = [&] (std::vector<float>& out, bool firstKnobRow) {
         for (auto& v : out)
             if (inGain != 1.0f)
                 v *= inGain;
         for (size_t i = 0; i < out.size(); ++i)
         {
-            const float in[1] = { out[i] };
+            alignas (RTNEURAL_DEFAULT_ALIGNMENT) float in[4] = { out[i], 0.0f, 0.0f, 0.0f };
+            for (int k = 0; k < numKnobs; ++k)
+                in[1 + k] = knobs[(firstKnobRow ? 0 : i) * (size_t) numKnobs + (size_t) k];
             if (inSkip)
                 out[i] += model->forward (in);
             else
@@ -133,9 +167,9 @@ int main (int argc, char** argv)
     if (prebuffer > 0)
     {
         std::vector<float> silence ((size_t) prebuffer, 0.0f);
-        apply (silence);
+        apply (silence, true);
     }
-    apply (x);
+    apply (x, false);
 
     std::ofstream o (argv[3], std::ios::binary);
     o.write (reinterpret_cast<const char*> (x.data()), (std::streamsize) (x.size() * sizeof (float)));
@@ -146,6 +180,7 @@ int main (int argc, char** argv)
     }
     std::cout << j.at ("layers").at (0).at ("type").get<std::string>() << " "
               << j.at ("layers").at (0).at ("shape").back().get<int>() << " in_skip " << inSkip
-              << " in_gain " << inGain << " out_gain " << outGain << " prebuffer " << prebuffer << "\n";
+              << " in_gain " << inGain << " out_gain " << outGain << " prebuffer " << prebuffer
+              << " knobs " << numKnobs << "\n";
     return 0;
 }
