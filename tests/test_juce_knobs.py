@@ -220,9 +220,7 @@ def test_build_and_verify_a_plugin_with_knobs(tmp_path):
     why = _build_prerequisites()
     if why:
         pytest.skip(why)
-    pedalboard = pytest.importorskip("pedalboard")
-    from fxforge import load_run
-    from fxforge.stream import process
+    pytest.importorskip("pedalboard")
 
     write_gain_captures(tmp_path)
     write_config(tmp_path, CONFIG)
@@ -247,6 +245,15 @@ def test_build_and_verify_a_plugin_with_knobs(tmp_path):
     assert "knob gain: pedalboard parameter 'gain', range 0..10, default 4" in r.stderr
 
     vst3 = next((tmp_path / "Plug" / "build").glob("FxforgePlugin_artefacts/Release/VST3/*.vst3"))
+    hosted_knob_checks(vst3, run_dir)
+
+
+def hosted_knob_checks(vst3: Path, run_dir: Path) -> None:
+    """The built VST3 of a GAIN run in pedalboard: the knob, the knob moving, the state."""
+    import pedalboard
+    from fxforge import load_run
+    from fxforge.stream import process
+
     plugin = pedalboard.load_plugin(str(vst3))
     p = plugin.parameters["gain"]
     assert (p.min_value, p.max_value) == (0.0, 10.0) and float(plugin.gain) == pytest.approx(4.0)
