@@ -216,7 +216,8 @@ def write_gain_captures(folder: Path, seconds: float = 4.0) -> None:
 def test_build_and_verify_a_plugin_with_knobs(tmp_path):
     """A concat LSTM trained on a gain grid through the CLI, exported with --build --verify;
     then, in pedalboard: the knob with the manifest's range and default, a knob moving
-    during the render as PyTorch plays it (within 1e-4), and the state keeping the knob."""
+    during the render as PyTorch plays it (within 1e-4), and the state keeping the knob.
+    Then the same for a FiLM LSTM, rebuilt in the same project."""
     why = _build_prerequisites()
     if why:
         pytest.skip(why)
@@ -246,6 +247,19 @@ def test_build_and_verify_a_plugin_with_knobs(tmp_path):
 
     vst3 = next((tmp_path / "Plug" / "build").glob("FxforgePlugin_artefacts/Release/VST3/*.vst3"))
     hosted_knob_checks(vst3, run_dir)
+
+    # FiLM on the same grid, exported into the same project (only the model's files rebuild).
+    film = CONFIG.replace('conditioning = "concat"', 'conditioning = "film"').replace('"knobamp"', '"knobfilm"')
+    write_config(tmp_path, film)
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (film_dir,) = (tmp_path / "runs" / "knobfilm").iterdir()
+    args[2] = film_dir
+    r = run_cli(*args, cwd=tmp_path, timeout=1800)
+    print(r.stderr[-3000:])
+    assert r.returncode == 0 and "verify ok" in r.stderr and "knob positions, a knob moving" in r.stderr, r.stderr[-3000:]
+    assert "FiLM of 1 knob" in r.stderr
+    hosted_knob_checks(vst3, film_dir)
 
 
 def hosted_knob_checks(vst3: Path, run_dir: Path) -> None:
