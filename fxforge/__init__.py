@@ -16,6 +16,7 @@ from .errors import FxforgeError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .schema import DataConfig  # noqa: E402
 from .specs import (  # noqa: E402
+    CommandSpec,
     ComponentConfig,
     DeviceSpec,
     ExporterSpec,
@@ -44,6 +45,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "KnobsConfig", "ModelConfig", "ModelSpec",
+    "CommandSpec", "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "KnobsConfig", "ModelConfig", "ModelSpec",
     "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "Stage", "StageSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
 ]

@@ -15,13 +15,29 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
 from .errors import FxforgeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+TyperGroup, TyperCommand = typer.core.TyperGroup, typer.core.TyperCommand
+
+
+class _Commands(TyperGroup):
+    """fxforge's commands: the core's, then those plugins register (looked up only when a
+    name is not the core's, or when the commands are listed)."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        return cmd if cmd is not None else _plugin_commands(set(self.commands)).get(cmd_name)
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *_plugin_commands(set(self.commands))})
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Learn audio effects from paired recordings and ship them as real-time plugins.")
 console = Console()
 err_console = Console(stderr=True)
@@ -42,9 +58,10 @@ def _registry():
     from .registry import get_registry
 
     reg = get_registry()
-    for problem in reg.problems:
-        err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
-    reg.problems_reported = True
+    if not getattr(reg, "problems_reported", False):  # once per registry
+        for problem in reg.problems:
+            err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
+        reg.problems_reported = True
     return reg
 
 
@@ -347,30 +364,169 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a run directory"),
     console.print(table)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def export(ctx: typer.Context,
-           exporter: str = typer.Argument(..., help="exporter name (fxforge list exporters)"),
-           run_dir: Path = typer.Argument(..., help="a run directory")):
-    """Export a trained run: fxforge export juce RUN --out DIR [--build] [--verify].
+# ---------------------------------------------------------------- commands from plugins, exporters
 
-    Options after the run directory belong to the exporter; see `fxforge show exporter NAME`.
-    `fxforge export all RUN --out DIR [--force] [--verify]` runs every exporter that takes
-    part, and prints one line per format: written, or skipped and why."""
+
+def _plugin_commands(core: set) -> dict:
+    """name -> click command of every registered CommandSpec (the commands hook), built
+    once per registry; a name the core's own commands take is reported and skipped."""
+    reg = _registry()
+    built = getattr(reg, "cli_commands", None)
+    if built is None:
+        from .registry import Problem
+
+        built = {}
+        for name in reg.names("command"):
+            entry = reg.components["command"][name]
+            if name in core:
+                reg.problems.append(Problem(entry.package, f"command '{name}' is one of the core's own; skipped"))
+                err_console.print(f"[yellow]warning:[/] {reg.problems[-1]}", markup=True, highlight=False, soft_wrap=True)
+                continue
+            built[name] = _as_click(name, entry.spec)
+        reg.cli_commands = built
+    return built
+
+
+def _as_click(name: str, spec):
+    """A CommandSpec's command as a click command: a click Command as it is, a typer.Typer's
+    group (or its one command), or a function with Typer parameters."""
+    obj = spec.command
+    if isinstance(obj, typer._click.Command):
+        return obj
+    if isinstance(obj, typer.Typer):
+        return typer.main.get_command(obj)
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub.command(name, help=(obj.__doc__ or spec.summary))(obj)
+    return typer.main.get_command(sub)
+
+
+class _ExporterCommand(TyperCommand):
+    """An exporter's command: a stray argument or an unknown option is one line, as the
+    exporter's Config reads it (``fxforge export juce: outt: unknown key (did you mean 'out'?)``)."""
+
+    exporter: str = ""
+
+    def parse_args(self, ctx, args):
+        from typer._click.exceptions import NoSuchOption
+
+        try:
+            rest = super().parse_args(ctx, list(args))
+        except NoSuchOption:
+            raise self._unknown(ctx, list(args)) from None
+        if ctx.args:
+            raise FxforgeError(f"unexpected argument {ctx.args[0]!r} (exporter options look like --key value)")
+        return rest
+
+    def _unknown(self, ctx, args: list[str]) -> Exception:
+        opts = {o for p in self.params for o in [*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ())]}
+        unknown, remaining, i = {}, [], 0
+        while i < len(args):
+            arg = args[i]
+            flag, eq, value = arg.partition("=")
+            if arg.startswith("-") and len(arg) > 1 and flag not in opts:
+                key = flag.lstrip("-").replace("-", "_")
+                if eq:
+                    unknown[key] = value
+                elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+                    unknown[key] = args[i + 1]
+                    i += 1
+                else:
+                    unknown[key] = True
+            else:
+                remaining.append(arg)
+            i += 1
+        if self.exporter == "all":
+            first = sorted(unknown)[0].replace("_", "-") if unknown else "?"
+            return FxforgeError(f"fxforge export all: unknown option --{first} (it takes --out DIR, --force, "
+                                f"--verify; run one exporter for its own options)")
+        known = {}
+        try:  # the options it knows, for the Config's own message
+            sub = self.make_context(ctx.info_name, remaining, parent=ctx.parent, resilient_parsing=True)
+            known = _given(sub)
+        except Exception:
+            pass
+        from .config import validate
+
+        spec = _registry().get("exporter", self.exporter)
+        try:
+            validate(spec.Config, {**known, **unknown}, f"fxforge export {self.exporter}", "")
+        except FxforgeError as exc:
+            return exc
+        return FxforgeError(f"fxforge export {self.exporter}: unknown option --{sorted(unknown)[0].replace('_', '-')}")
+
+
+def _given(ctx) -> dict:
+    """The options given on the command line (so a run's [export.<name>] defaults hold for the rest)."""
+    from typer._click.core import ParameterSource
+
+    return {k: v for k, v in ctx.params.items()
+            if k not in ("run_dir", "ctx") and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+
+
+def _option_type(annotation):
+    """The click-facing type of a Config field: bool, int or float as themselves, anything
+    else (paths, lists, Literals) a string the Config's validators read."""
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        annotation = args[0]
+    return annotation if annotation in (bool, int, float) else str
+
+
+def _exporter_command(name: str, Config, summary: str, run):
+    """A Typer command whose options are the fields of ``Config`` (a pydantic model):
+    ``--field-name`` (``-o`` too for ``out``), the field's description as help, bools as flags."""
+    import inspect
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+              inspect.Parameter("run_dir", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path,
+                                default=typer.Argument(..., metavar="RUN_DIR", help="a run directory"))]
+    for key, field in Config.model_fields.items():
+        kind = _option_type(field.annotation)
+        decls = [f"--{key.replace('_', '-')}"] + (["-o"] if key == "out" else [])
+        help_ = field.description or ""
+        if kind is bool:
+            default = typer.Option(False, *decls, help=help_)
+        else:
+            default = typer.Option(None, *decls, help=help_, show_default=False)
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=bool if kind is bool else Optional[kind]))
+
+    def command(ctx: typer.Context, **kwargs):
+        run(kwargs["run_dir"], _given(ctx))
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    sub = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    sub.command(name, cls=_ExporterCommand, help=summary, context_settings={"allow_extra_args": True})(command)
+    cmd = typer.main.get_command(sub)
+    cmd.exporter = name
+    return cmd
+
+
+class _AllConfig(BaseModel):
+    out: Optional[str] = Field(None, description="the folder every format goes into (-o)")
+    force: bool = Field(False, description="replace files already there")
+    verify: bool = Field(False, description="each exporter's --verify, where it has one")
+
+
+def _export_all(run_dir: Path, options: dict) -> None:
+    from .exports import export_all
+    from .runs import load_run
+
+    r = load_run(run_dir)
+    outcomes = export_all(r, _registry(), options, on_outcome=lambda o: err_console.print(
+        o.line(), markup=False, highlight=False, soft_wrap=True))
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _export_one(exporter: str, run_dir: Path, options: dict) -> None:
     from .config import validate
     from .runs import load_run
 
-    if exporter == "all":
-        from .exports import export_all
-
-        options = parse_options(ctx.args)
-        r = load_run(run_dir)
-        outcomes = export_all(r, _registry(), options, on_outcome=lambda o: err_console.print(
-            o.line(), markup=False, highlight=False, soft_wrap=True))
-        if any(o.status == "failed" for o in outcomes):
-            raise typer.Exit(1)
-        return
     spec = _registry().get("exporter", exporter)
-    options = parse_options(ctx.args)
     r = load_run(run_dir)
     reason = spec.refuses(r)
     if reason:
@@ -380,6 +536,33 @@ def export(ctx: typer.Context,
     spec.export(r, cfg)
     _record_export(r.path, exporter, getattr(cfg, "out", None))
 
+
+class _Exporters(TyperGroup):
+    """``fxforge export NAME``: one command per registered exporter, its options from its
+    Config, built from the registry only when export runs or lists them; and ``all``."""
+
+    def list_commands(self, ctx):
+        return ["all", *_registry().names("exporter")]
+
+    def get_command(self, ctx, cmd_name):
+        built = self.commands.get(cmd_name)
+        if built is not None:
+            return built
+        if cmd_name == "all":
+            cmd = _exporter_command("all", _AllConfig, "every exporter that takes part, each into --out DIR: one "
+                                    "line per format, written or skipped and why", _export_all)
+        else:
+            spec = _registry().get("exporter", cmd_name)  # unknown: one line naming the installed ones
+            cmd = _exporter_command(cmd_name, spec.Config, spec.summary,
+                                    lambda run_dir, options, name=cmd_name: _export_one(name, run_dir, options))
+        self.commands[cmd_name] = cmd
+        return cmd
+
+
+export_app = typer.Typer(cls=_Exporters, no_args_is_help=True, add_completion=False,
+                         help="Export a trained run: fxforge export juce RUN --out DIR [--build] [--verify]; "
+                              "fxforge export NAME --help lists an exporter's options.")
+app.add_typer(export_app, name="export")
 
 def _record_export(run_dir: Path, exporter: str, out) -> None:
     """exports.jsonl in the run: where its plugins went, for its report page."""
@@ -391,26 +574,6 @@ def _record_export(run_dir: Path, exporter: str, out) -> None:
                                 "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
     except OSError:  # a read-only run folder still exports
         pass
-
-
-def parse_options(args: list[str]) -> dict:
-    """['--out', 'x', '--build', '--name=A'] -> {'out': 'x', 'build': True, 'name': 'A'}; -o is --out."""
-    options, i = {}, 0
-    while i < len(args):
-        arg = "--out" if args[i] == "-o" else args[i]
-        if not arg.startswith("--") or len(arg) < 3:
-            raise FxforgeError(f"unexpected argument {arg!r} (exporter options look like --key value)")
-        key, eq, value = arg[2:].partition("=")
-        key = key.replace("-", "_")
-        if eq:
-            options[key] = value
-        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-            options[key] = args[i + 1]
-            i += 1
-        else:
-            options[key] = True
-        i += 1
-    return options
 
 
 @app.command("demo-capture")
@@ -507,27 +670,6 @@ def report(path: Path = typer.Argument(..., help="a finished run directory, or a
     console.print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB)", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command()
-def sweep(file: Path = typer.Argument(..., help="sweep file (TOML): a base run file and a grid of overrides"),
-          set_: List[str] = typer.Option([], "--set", help="override the base run file for every trial: section.key=value"),
-          ray: Optional[str] = typer.Option(None, "--ray", help="run trials as Ray tasks: 'auto', 'local' or a cluster address"),
-          repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="seeds per point (instead of the file's)"),
-          sweeps_dir: Path = typer.Option(Path("sweeps"), "--sweeps-dir", help="where sweep directories go"),
-          dry_run: bool = typer.Option(False, "--dry-run", help="validate every trial and list them; run nothing")):
-    """Run a grid of trials (one run each); skip finished ones; print and write a table and plots."""
-    from .sweep import print_table, run_sweep
-
-    _registry()
-    plan, rows = run_sweep(file, set_, sweeps_dir=sweeps_dir, ray=ray, repeats=repeats, dry_run=dry_run,
-                           console=console, verbose=_verbose["level"])
-    if not dry_run:
-        print_table(plan, rows, console)
-        if rows and all(r["status"] != "finished" for r in rows):  # nothing to compare: not a success
-            err_console.print(f"error: {file}: all {len(rows)} trials failed (their errors are above)",
-                              markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1)
-
-
 def _usage_error(exc: Exception) -> str:
     """A click usage error as one line: 'fxforge process: Missing argument 'output'.'"""
     ctx = getattr(exc, "ctx", None)
@@ -539,8 +681,6 @@ def _usage_error(exc: Exception) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """`fxforge ARGV` (sys.argv[1:] when None); returns the exit code instead of exiting,
     so tests and other programs can run the CLI in-process."""
-    from .train import Interrupted
-
     # click's exceptions, wherever they live (recent typer vendors click as typer._click)
     clicks = sys.modules[typer.BadParameter.__module__]
     no_args_is_help = getattr(clicks, "NoArgsIsHelpError", ())
@@ -562,17 +702,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except Interrupted as exc:
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        return 130
-    except (KeyboardInterrupt, typer.Abort):
-        err_console.print("interrupted")
-        return 130
     except Exception as exc:
+        train = sys.modules.get("fxforge.train")
+        if train is not None and isinstance(exc, train.Interrupted):
+            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+            return 130
+        if isinstance(exc, (KeyboardInterrupt, typer.Abort)):
+            err_console.print("interrupted")
+            return 130
         if show_tb():
             traceback.print_exc()
         err_console.print(f"error: unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)",
                           markup=False, highlight=False, soft_wrap=True)
         return 1
+    except (KeyboardInterrupt, typer.Abort):
+        err_console.print("interrupted")
+        return 130
     # typer.Exit(n) and KeyboardInterrupt outside training (130) come back as the code
     return code if isinstance(code, int) else 0

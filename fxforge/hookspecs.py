@@ -75,6 +75,17 @@ def fxforge_register_stages(register):
     """
 
 
+@hookspec
+def fxforge_register_commands(register):
+    """Register CLI commands: ``register(CommandSpec(name, summary, command))``.
+
+    ``command`` is a function with Typer parameters (as ``@app.command()`` takes
+    it), a ``typer.Typer`` app or a click ``Command``; it becomes ``fxforge NAME``,
+    listed in ``fxforge --help``, its usage errors one line as every command's.
+    A command raises ``fxforge.FxforgeError`` for a one-line error (exit 2).
+    """
+
+
 HOOK_KINDS = {
     "fxforge_register_models": "model",
     "fxforge_register_providers": "provider",
@@ -82,4 +93,5 @@ HOOK_KINDS = {
     "fxforge_register_devices": "device",
     "fxforge_register_exporters": "exporter",
     "fxforge_register_stages": "stage",
+    "fxforge_register_commands": "command",
 }

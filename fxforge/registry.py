@@ -22,6 +22,10 @@ from .specs import SPEC_TYPES, ComponentConfig, ProviderSpec
 
 KINDS = tuple(SPEC_TYPES)
 
+# The core's commands that come through the commands hook as a third party's do, loaded
+# with fxforge.builtins.DEFAULT_PLUGINS (name for `fxforge plugins` and FXFORGE_DISABLE, module).
+COMMAND_PLUGINS = (("fxforge-sweep", "fxforge.sweep.command"),)
+
 
 @dataclass
 class Entry:
@@ -77,14 +81,14 @@ class Registry:
         return self
 
     def load_defaults(self, disabled: set[str] = frozenset()) -> "Registry":
-        """The core's own plugins (fxforge.builtins.DEFAULT_PLUGINS), through add_plugin as
+        """The core's own plugins (fxforge.builtins.DEFAULT_PLUGINS, then COMMAND_PLUGINS), through add_plugin as
         any package's; imported here, not at import time, so the registry stays torch-free."""
         import importlib
 
         from . import __version__
         from .builtins import DEFAULT_PLUGINS
 
-        for name, module in DEFAULT_PLUGINS:
+        for name, module in (*DEFAULT_PLUGINS, *COMMAND_PLUGINS):
             if name in disabled:
                 continue
             try:
@@ -164,6 +168,8 @@ def _spec_error(spec: Any, kind: str) -> str | None:
         return "stage name 'name' is the model's own key in [model]"
     if kind in ("model", "stage") and not all(callable(f) for f in dict(spec.exports).values()):
         return f"{kind} '{spec.name}': each of exports must be a callable facet(module)"
+    if kind == "command" and not callable(spec.command):
+        return f"command '{spec.name}': command must be a function, a typer.Typer or a click Command"
     if kind == "exporter" and spec.name == "all":
         return "exporter name 'all' is taken by `fxforge export all`"
     if kind in ("model", "scheduler") and not issubclass(spec.Config, ComponentConfig):

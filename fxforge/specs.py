@@ -161,8 +161,10 @@ class ExporterSpec:
     """Turns a trained run into something else (a plugin project, a file).
 
     ``export(run, config)`` does the work; ``refuses(run)`` returns a one-line
-    reason when it cannot export that run's model, else None. The CLI passes
-    ``--key value`` options to ``Config`` (dashes become underscores).
+    reason when it cannot export that run's model, else None. ``fxforge export NAME``
+    is a command whose options are ``Config``'s fields (``--field-name``, ``-o`` for ``out``,
+    bools as flags, each field's description its help); the values given are laid over
+    the run's ``[export.NAME]`` table and validated by ``Config``.
 
     ``out_name`` takes part in ``fxforge export all RUN --out DIR``: the name of
     this exporter's output inside DIR (a file or a folder; ``{name}`` is the
@@ -178,6 +180,25 @@ class ExporterSpec:
     kind = "exporter"
 
 
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command of the ``fxforge`` CLI, ``fxforge NAME ...``.
+
+    ``command`` is a function whose parameters are Typer's (``typer.Argument``,
+    ``typer.Option``), as ``@app.command()`` takes it, a ``typer.Typer`` app (its
+    commands become ``fxforge NAME SUB ...``), or a click ``Command``. It is built
+    only when ``fxforge`` lists its commands or runs this one, so importing the
+    plugin module must stay light: import heavy things inside the function. The
+    global ``-v``/``-q`` are in the root context's ``params`` (``verbose``, ``quiet``).
+    A name the core's own commands use (``run``, ``export``, ...) is refused."""
+
+    name: str
+    summary: str
+    command: Any
+    Config: type[BaseModel] = EmptyConfig
+    kind = "command"
+
+
 SPEC_TYPES = {
     "model": ModelSpec,
     "provider": ProviderSpec,
@@ -185,4 +206,5 @@ SPEC_TYPES = {
     "device": DeviceSpec,
     "exporter": ExporterSpec,
     "stage": StageSpec,
+    "command": CommandSpec,
 }
