@@ -1,9 +1,7 @@
-"""Shared fixtures: the real CLI as a subprocess, and small generated audio."""
+"""Shared fixtures: the real CLI (each call its own process, see cli_server), and small generated audio."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,14 +10,22 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+import cli_server
+
 SR = 48_000
 
 
-def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
-    """`fxforge ARGS` exactly as a user runs it."""
-    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "fxforge", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, cwd=None, env=None, timeout=600, fresh=False) -> subprocess.CompletedProcess:
+    """`fxforge ARGS` exactly as a user runs it: its own process, forked from this worker's
+    fork server (tests/cli_server.py), or a new `python -m fxforge` with fresh=True (after a
+    pip install), when env changes what an interpreter reads at start-up (PYTHONPATH, ...),
+    or under FXFORGE_TESTS_SUBPROCESS=1."""
+    return cli_server.run(*args, cwd=cwd, env=env, timeout=timeout, fresh=fresh)
+
+
+def spawn_cli(*args, cwd=None, env=None, timeout=600, fresh=False):
+    """run_cli's call started and not waited for: .pid, .done(), .send_signal(sig), .wait()."""
+    return cli_server.spawn(args, cwd=cwd, env=env, timeout=timeout, fresh=fresh)
 
 
 def interrupt_run(workdir: Path, *args) -> tuple[Path, str]:
@@ -28,16 +34,17 @@ def interrupt_run(workdir: Path, *args) -> tuple[Path, str]:
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", *map(str, args), "--runs-dir", "cut"],
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list(workdir.glob("cut/*/*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
+    proc = spawn_cli("run", "run.toml", *args, "--runs-dir", "cut", cwd=workdir, timeout=900)
+    try:
+        deadline = time.time() + 300
+        while not list(workdir.glob("cut/*/*/metrics.jsonl")) and time.time() < deadline and not proc.done():
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+    finally:
+        out = proc.wait()
+    assert out.returncode == 130, out.stderr
     (run_dir,) = (p for name in (workdir / "cut").iterdir() for p in name.iterdir())
-    return run_dir, err
+    return run_dir, out.stderr
 
 
 def effect(x: np.ndarray) -> np.ndarray:
@@ -102,6 +109,10 @@ def workdir(tmp_path) -> Path:
     write_pair(tmp_path)
     write_config(tmp_path)
     return tmp_path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    cli_server.close()  # this worker's fork server
 
 
 @pytest.fixture(scope="session")

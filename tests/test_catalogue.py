@@ -12,24 +12,20 @@ trained run, copied; ``{prev}`` in a row). Rows may also use ``{tmp}`` (the fold
 and ``{models}``, ``{schedulers}``, ``{providers}``, ``{devices}``, ``{available}``
 (what is installed and available here, as the messages list them).
 
-Speed: a fresh ``python -m fxforge`` spends ~4 s importing torch, so by default the
-cases run in processes forked from one that has already imported it, each calling
-``fxforge.cli.main()`` with the case's argv and cwd, exactly as ``python -m fxforge``
-does. FXFORGE_CATALOGUE_SUBPROCESS=1 runs each case as a fresh ``python -m fxforge``
-(conftest's run_cli) instead.
+Speed: a fresh ``python -m fxforge`` spends ~4 s importing torch, so the cases run, as
+every conftest ``run_cli`` call does, in processes forked from one that has already
+imported it (tests/cli_server.py), each calling ``fxforge.cli.main()`` with the case's
+argv and cwd, exactly as ``python -m fxforge`` does. FXFORGE_CATALOGUE_SUBPROCESS=1 (or
+FXFORGE_TESTS_SUBPROCESS=1, for every test) runs each case as a fresh ``python -m fxforge``.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -356,72 +352,10 @@ CASES = [
 
 # ---------------------------------------------------------------- running the CLI
 
-SERVER = r'''
-import json, os, signal, sys, traceback
-import importlib.metadata as md
-import torch, torch._dynamo, torchaudio, soundfile  # the slow imports, paid once (an optimizer imports _dynamo)
-import fxforge.cli, fxforge.sweep, fxforge.train
-
-for ep in md.entry_points(group="fxforge"):  # imported only: each case builds its registry afresh
-    try:
-        ep.load()
-    except Exception:
-        pass
-for line in sys.stdin:
-    req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            signal.alarm(req["timeout"])
-            os.chdir(req["cwd"])
-            for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["stdout"], os.O_WRONLY | os.O_CREAT),
-                                    (2, req["stderr"], os.O_WRONLY | os.O_CREAT)):
-                os.dup2(os.open(path, flags | (os.O_TRUNC if fd else 0), 0o644), fd)
-            code = fxforge.cli.main(req["args"])
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    sys.stdout.write(json.dumps(os.waitstatus_to_exitcode(status)) + "\n")
-    sys.stdout.flush()
-'''
-
-
-class ForkServer:
-    """`python -m fxforge ARGS` in a process forked from one that has imported it."""
-
-    def __init__(self, scratch: Path):
-        self.scratch = scratch
-        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}  # as conftest's run_cli
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, text=True)
-
-    def __call__(self, *args, cwd: Path, timeout: int = 120) -> SimpleNamespace:
-        out, err = self.scratch / "stdout", self.scratch / "stderr"
-        self.proc.stdin.write(json.dumps({"args": list(map(str, args)), "cwd": str(cwd), "timeout": timeout,
-                                          "stdout": str(out), "stderr": str(err)}) + "\n")
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        assert reply, f"the fork server died (exit {self.proc.poll()})"
-        return SimpleNamespace(returncode=json.loads(reply), stdout=out.read_text(), stderr=err.read_text())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    if os.environ.get("FXFORGE_CATALOGUE_SUBPROCESS"):
-        yield lambda *args, cwd: run_cli(*args, cwd=cwd, timeout=300)
-        return
-    server = ForkServer(tmp_path_factory.mktemp("catalogue-io"))
-    yield server
-    server.close()
+def cli():
+    fresh = bool(os.environ.get("FXFORGE_CATALOGUE_SUBPROCESS"))
+    return lambda *args, cwd: run_cli(*args, cwd=cwd, timeout=300 if fresh else 120, fresh=fresh)
 
 
 @pytest.fixture(scope="module")

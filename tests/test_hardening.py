@@ -3,8 +3,6 @@ import errno
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY, run_cli, write_config
+from conftest import TINY, run_cli, spawn_cli, write_config
 from fxforge import FxforgeError
 
 
@@ -51,14 +49,15 @@ def test_checkpoint_of_another_architecture_names_the_tensors(trained_run, workd
 
 
 def test_kill_9_during_training_leaves_a_resumable_run(workdir):
-    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "run", "run.toml", "--set", "train.epochs=50"],
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not list(workdir.glob("runs/tiny/*/metrics.jsonl")) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = spawn_cli("run", "run.toml", "--set", "train.epochs=50", cwd=workdir)
+    try:
+        deadline = time.time() + 300
+        while not list(workdir.glob("runs/tiny/*/metrics.jsonl")) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
     (run_dir,) = (workdir / "runs" / "tiny").iterdir()
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["progress"]["epoch"] >= 1
     assert torch.load(run_dir / "model.pt", weights_only=True)

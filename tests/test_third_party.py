@@ -9,6 +9,10 @@ import torch
 
 from conftest import TINY, run_cli, write_config
 
+# A pip install or uninstall here changes what is installed under the fork server that
+# run_cli's calls come from (its imports are stale): the CLI calls that follow one run as a
+# fresh `python -m fxforge` (fresh=True; the PYTHONPATH of bad_plugins makes one by itself).
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -39,9 +43,9 @@ def bad_plugins(tmp_path_factory):
 
 
 def test_installed_plugin_is_listed_with_its_package(echo_installed):
-    models = {m["name"]: m for m in json.loads(run_cli("list", "models", "--json").stdout)}
+    models = {m["name"]: m for m in json.loads(run_cli("list", "models", "--json", fresh=True).stdout)}
     assert models["echo"]["package"] == "fxforge-echo" and models["echo"]["version"] == "1.2.3"
-    scheds = {s["name"]: s for s in json.loads(run_cli("list", "schedulers", "--json").stdout)}
+    scheds = {s["name"]: s for s in json.loads(run_cli("list", "schedulers", "--json", fresh=True).stdout)}
     assert scheds["halving"]["package"] == "fxforge-echo"
 
 
@@ -49,7 +53,7 @@ def test_third_party_model_and_scheduler_train_end_to_end(echo_installed, workdi
     cfg = TINY.replace('name = "wave-lstm"\nhidden_size = 8', 'name = "echo"\ntaps = 8').replace(
         'name = "cosine"', 'name = "halving"')
     write_config(workdir, cfg)
-    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir)
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir, fresh=True)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (workdir / "runs" / "tiny").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -60,7 +64,7 @@ def test_third_party_model_and_scheduler_train_end_to_end(echo_installed, workdi
 def test_uninstalled_plugin_is_gone(echo_installed):
     pip("uninstall", "--yes", "--quiet", "fxforge-echo")
     try:
-        models = {m["name"] for m in json.loads(run_cli("list", "models", "--json").stdout)}
+        models = {m["name"] for m in json.loads(run_cli("list", "models", "--json", fresh=True).stdout)}
         assert "echo" not in models and "wave-lstm" in models
     finally:
         pip("install", "--quiet", "--no-deps", "--no-build-isolation", str(FIXTURES / "fxforge-echo"))
@@ -123,15 +127,15 @@ def tutorial_run(tutorial_installed, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tutorial")
     write_pair(folder)
     write_config(folder, TUTORIAL_RUN)
-    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=folder)
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=folder, fresh=True)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (folder / "runs" / "tiny").iterdir()
     return run_dir
 
 
 def test_tutorial_model_and_stage_are_listed_with_their_package(tutorial_installed):
-    models = {m["name"]: m for m in json.loads(run_cli("list", "models", "--json").stdout)}
-    stages = {s["name"]: s for s in json.loads(run_cli("list", "stages", "--json").stdout)}
+    models = {m["name"]: m for m in json.loads(run_cli("list", "models", "--json", fresh=True).stdout)}
+    stages = {s["name"]: s for s in json.loads(run_cli("list", "stages", "--json", fresh=True).stdout)}
     assert models["fir-shaper"]["package"] == "fxforge-tutorial"
     assert stages["tone"]["package"] == "fxforge-tutorial"
 
@@ -162,7 +166,7 @@ def test_tutorial_model_passes_the_conformance_kit(tutorial_run):
 def tutorial_export(tutorial_run, tmp_path_factory) -> Path:
     pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
     out = tmp_path_factory.mktemp("tutorial-juce") / "p"
-    r = run_cli("export", "juce", tutorial_run, "--out", out)
+    r = run_cli("export", "juce", tutorial_run, "--out", out, fresh=True)
     assert r.returncode == 0, r.stderr
     return out
 
