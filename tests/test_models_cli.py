@@ -1,12 +1,14 @@
 """The waveform models and the cabinet stage, end to end through the CLI."""
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import SR, TINY, dry, run_cli, write_config
+from conftest import SR, TINY, dry, run_cli, write_config, write_pair
 
 MODELS = {
     "gru": 'name = "gru"\nhidden_size = 8',
@@ -15,12 +17,27 @@ MODELS = {
 }
 
 
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    """MODELS[model] -> its run dir: one run of one epoch on the 6 s pair, trained on first
+    use and shared (the cabinet's serves three tests; a test that changes it copies it)."""
+    runs = {}
+
+    def get(model: str) -> Path:
+        if model not in runs:
+            folder = tmp_path_factory.mktemp(model.replace("+", "-"))
+            write_pair(folder)
+            write_config(folder, TINY.replace('name = "wave-lstm"\nhidden_size = 8', MODELS[model]))
+            out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=folder)
+            assert out.returncode == 0, out.stderr
+            (runs[model],) = (folder / "runs" / "tiny").iterdir()
+        return runs[model]
+    return get
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_model_trains_and_streams(workdir, model):
-    write_config(workdir, TINY.replace('name = "wave-lstm"\nhidden_size = 8', MODELS[model]))
-    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir)
-    assert out.returncode == 0, out.stderr
-    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+def test_model_trains_and_streams(workdir, one_epoch, model):
+    run_dir = one_epoch(model)
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "finished" and np.isfinite(s["test_esr"])
     x = dry(0.5, seed=9)
@@ -72,21 +89,19 @@ def test_unsupported_wavenet_size_is_one_line(workdir):
         2, "error: run.toml: model: unknown preset 'huge' (one of: nano, lite, standard, large, nam-wavenet)")
 
 
-def test_cabinet_run_exports_with_its_fir(workdir):
-    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
-    assert run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir).returncode == 0
-    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+def test_cabinet_run_exports_with_its_fir(workdir, one_epoch):
+    run_dir = one_epoch("wave-lstm+cabinet")  # (its run file is TINY with [model.cabinet] taps = 64)
     out = run_cli("export", "juce", run_dir, "--out", workdir / "plugin", cwd=workdir)
     assert out.returncode == 0, out.stderr
     header = (workdir / "plugin" / "Source" / "FxforgeModel.h").read_text()
     assert "Fir<64> cabinet;" in header and "LSTMLayerT<float, 1, 8>" in header
 
 
-def test_a_cabinet_run_from_before_the_gauge_statistics_still_loads(workdir):
+def test_a_cabinet_run_from_before_the_gauge_statistics_still_loads(workdir, one_epoch):
     """Runs trained before ``input_power`` existed lack it; they must still process and export."""
-    write_config(workdir, TINY.replace("hidden_size = 8", "hidden_size = 8\n[model.cabinet]\ntaps = 64"))
-    assert run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir).returncode == 0
-    (run_dir,) = (workdir / "runs" / "tiny").iterdir()
+    trained = one_epoch("wave-lstm+cabinet")
+    run_dir = workdir / "runs" / "tiny" / trained.name
+    shutil.copytree(trained, run_dir)  # a copy to change
     state = torch.load(run_dir / "model.pt", weights_only=True)
     del state["input_power"]
     torch.save(state, run_dir / "model.pt")
