@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from .stream import map_state
+from .stream import detach_state, map_state
 
 LOUD_MARGIN = 1.2        # output peaks are pushed under this times the target's (the check allows 1.5)
 SILENT = 1e-4            # -80 dBFS
@@ -110,13 +110,16 @@ class StabilityPenalty:
         self.peak = float(target.abs().max())
         self.power = float(target.double().pow(2).mean()) or 1.0
         self.pos = 0
-        self.state = model.initial_state(cfg.rows, device)
+        # Detached: a model may compute its initial state from its weights (NAM's layout fills
+        # its history with the layers' response to silence); a graph kept here would be
+        # backpropagated steps later, after the optimizer has changed those weights.
+        self.state = detach_state(model.initial_state(cfg.rows, device))
         self.twin = self._perturb(self.state, torch.Generator().manual_seed(seed)) if self.dims else None
 
     def reset(self, model) -> None:
         """Back to the stream's start from the initial state (after a roll-back)."""
         self.pos = 0
-        self.state = model.initial_state(self.cfg.rows, self.device)
+        self.state = detach_state(model.initial_state(self.cfg.rows, self.device))
         self.twin = self._perturb(self.state, torch.Generator().manual_seed(0))
 
     @property

@@ -69,10 +69,13 @@ def test_a_dc_in_silence_is_trained_away():
 @pytest.mark.parametrize("model", [
     'name = "wave-lstm"\nhidden_size = 8', 'name = "gru"\nhidden_size = 8',
     'name = "wave-lstm"\nhidden_size = 8\n[model.cabinet]\ntaps = 64',
-    'name = "wavenet"\npreset = "nano"\nmax_dilation = 64'], ids=["lstm", "gru", "lstm+cabinet", "wavenet"])
+    'name = "wavenet"\npreset = "nano"\nmax_dilation = 64',
+    'name = "wavenet"\npreset = "nam-wavenet"\narrays = [4, 2]\nmax_dilation = 64'],
+    ids=["lstm", "gru", "lstm+cabinet", "wavenet", "nam-wavenet"])
 def test_every_builtin_model_can_be_stress_trained(workdir, model):
-    """Each built-in's state is found along its batch dimension, and one penalty step runs,
-    finite, with a gradient for the model."""
+    """Each built-in's state is found along its batch dimension, and penalty steps run,
+    finite, with a gradient for the model, across optimizer steps (a model whose initial state
+    is computed from its weights, as NAM's layout is, must not leave a graph in the stream)."""
     from fxforge.config import load_config
     from fxforge.runs import build_model
 
@@ -82,9 +85,17 @@ def test_every_builtin_model_can_be_stress_trained(workdir, model):
     assert batch_dims(net, torch.device("cpu"))
     stab = penalty_for(net)
     assert stab.active
-    penalty = stab(net, 256)
-    assert torch.isfinite(penalty)
-    penalty.backward()  # a graph reaches the parameters (possibly all-zero where nothing misbehaves)
+    # The stream starts partway into a run, after the weights have moved.
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    for param in net.parameters():
+        param.grad = torch.full_like(param, 1e-3)
+    opt.step()
+    for _ in range(2):
+        opt.zero_grad()
+        penalty = stab(net, 256)
+        assert torch.isfinite(penalty)
+        penalty.backward()  # a graph reaches the parameters (possibly all-zero where nothing misbehaves)
+        opt.step()
 
 
 def test_a_run_with_the_stress_stream_resumes_exactly(workdir):
