@@ -184,12 +184,22 @@ def _rtneural_lstm(doc: dict, x: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def test_aidax_exports_a_concat_run_in_its_two_input_layout_and_refuses_film(knob_run, knobdir):
+@pytest.fixture(scope="module")
+def concat_run(tmp_path_factory):
+    """(folder, run) of a 1-epoch concat-conditioned LSTM on the drive grid."""
+    folder = tmp_path_factory.mktemp("concat")
+    write_captures(folder)
+    write_config(folder, KNOBS)
+    out = run_cli("run", "run.toml", "--set", 'model.conditioning="concat"', "--set", "train.epochs=1", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (folder / "runs" / "knobs").iterdir()
+    return folder, run_dir
+
+
+def test_aidax_exports_a_concat_run_in_its_two_input_layout_and_refuses_film(knob_run, concat_run):
     from fxforge import load_run
 
-    out = run_cli("run", "run.toml", "--set", 'model.conditioning="concat"', "--set", "train.epochs=1", cwd=knobdir)
-    assert out.returncode == 0, out.stderr
-    (run_dir,) = (knobdir / "runs" / "knobs").iterdir()
+    knobdir, run_dir = concat_run
     exported = run_cli("export", "aidax", run_dir, "-o", knobdir / "m.json", cwd=knobdir)
     assert exported.returncode == 0, exported.stderr
     doc = json.loads((knobdir / "m.json").read_text())
@@ -208,6 +218,28 @@ def test_aidax_exports_a_concat_run_in_its_two_input_layout_and_refuses_film(kno
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert 'conditioning is film; train with --set model.conditioning="concat"' in refused.stderr
     assert not (knobdir / "f.json").exists()
+
+
+def _rtneural_dir():
+    import os
+    from pathlib import Path
+
+    for cand in (os.environ.get("FXFORGE_RTNEURAL_DIR"), "/work/ext/RTNeural"):
+        if cand and Path(cand, "RTNeural", "RTNeural.h").is_file() and Path(cand, "modules", "Eigen").is_dir():
+            return cand
+    return None
+
+
+@pytest.mark.skipif(_rtneural_dir() is None, reason="needs an RTNeural checkout (FXFORGE_RTNEURAL_DIR; git clone "
+                    "https://github.com/jatinchowdhury18/RTNeural) and a C++ compiler")
+def test_aidax_verify_plays_a_concat_run_through_rtneural_at_knob_positions_and_moving(concat_run):
+    folder, run_dir = concat_run
+    out = run_cli("export", "aidax", run_dir, "-o", folder / "v.json", "--verify", cwd=folder,
+                  env={"FXFORGE_RTNEURAL_DIR": _rtneural_dir()}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "verify ok" in out.stderr, out.stderr
+    for label in ("knobs at default", "knobs at minimum", "knobs at maximum", "drive moving min -> max"):
+        assert out.stderr.count(label) == 2, out.stderr  # from reset and after AIDA-X's pre-roll
 
 
 def test_check_and_report_of_a_captures_run_play_its_primary_setting(knob_run):

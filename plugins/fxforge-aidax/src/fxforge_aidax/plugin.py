@@ -6,7 +6,8 @@ Writes the AIDA-X / RTNeural model JSON (Keras-style ``in_shape`` and
 :mod:`fxforge_aidax.mapping`); any other run is refused with a one-line reason.
 ``--verify`` renders a guitar-like DI through RTNeural's own parser (a small
 C++ program compiled against a local RTNeural checkout) as AIDA-X applies it,
-and compares with the run's model.
+and compares with the run's model; a conditioned model at several knob positions
+and with each knob moving.
 """
 from __future__ import annotations
 
@@ -138,19 +139,42 @@ def test_signal(sample_rate: int, input_peak: Optional[float], seconds: float = 
 
 @torch.no_grad()
 def reference(model, x: np.ndarray, in_skip: int, in_gain_db: float, out_gain_db: float,
-              prebuffer: int = 0) -> np.ndarray:
+              prebuffer: int = 0, knobs: Optional[np.ndarray] = None) -> np.ndarray:
     """What AIDA-X plays for ``x``, computed with the run's PyTorch model: the model
-    without its residual (AIDA-X adds the input itself when in_skip is 1), with the gains."""
+    without its residual (AIDA-X adds the input itself when in_skip is 1), with the gains.
+    ``knobs`` (len(x), K) are the model's 0..1 knob channels per sample; the pre-roll holds
+    their first row, as the check program does."""
     from fxforge.stream import process
 
     gi, go = _db_to_gain(in_gain_db), _db_to_gain(out_gain_db)
     xg = (np.float32(gi) * x.astype(np.float32)) if gi != 1.0 else x.astype(np.float32)
     padded = np.concatenate([np.zeros(prebuffer, np.float32), xg])
+    if knobs is not None:
+        k = np.asarray(knobs, np.float32).reshape(len(x), -1)
+        k = np.concatenate([np.repeat(k[:1], prebuffer, axis=0), k])
+        padded = np.concatenate([padded.reshape(-1, 1), k], axis=1)
     if bool(in_skip) != bool(getattr(model, "residual", False)):
         raise FxforgeError(f"in_skip = {in_skip} but the run's model is {'' if in_skip else 'not '}residual")
     # The residual model's own y = xg + f(xg) is AIDA-X's in_skip = 1.
     y = process(model, torch.from_numpy(padded)).numpy()[prebuffer:]
     return (y * np.float32(go)) if go != 1.0 else y
+
+
+def knob_trajectories(knobs: list[dict], n: int) -> list[tuple[str, np.ndarray]]:
+    """The knob positions --verify plays: every knob at its default, at its minimum and at its
+    maximum, then each knob swept from minimum to maximum while the others sit at their
+    defaults (0..1, as the model reads them)."""
+    k = len(knobs)
+    default = np.array([(float(d["default"]) - float(d["min"])) / (float(d["max"]) - float(d["min"]))
+                        for d in knobs], np.float32)
+    out = [("knobs at default", np.tile(default, (n, 1))),
+           ("knobs at minimum", np.zeros((n, k), np.float32)),
+           ("knobs at maximum", np.ones((n, k), np.float32))]
+    for j, d in enumerate(knobs):
+        moving = np.tile(default, (n, 1))
+        moving[:, j] = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        out.append((f"{d['name']} moving min -> max", moving))
+    return out
 
 
 def verify(path: Path, run, config: AidaxConfig, console) -> Optional[float]:
@@ -168,14 +192,20 @@ def verify(path: Path, run, config: AidaxConfig, console) -> Optional[float]:
     s = getattr(run, "summary", None) or {}
     x = test_signal(int(run.sample_rate), s.get("input_peak"))
     model = run.model.eval()
+    knobs = ((s.get("knobs") or {}).get("knobs") or []) if doc["in_shape"][-1] > 1 else []
+    if len(knobs) != doc["in_shape"][-1] - 1:
+        raise FxforgeError(f"{path}: the model takes {doc['in_shape'][-1] - 1} knob(s) but the run's summary "
+                           f"names {len(knobs)}")
+    trajectories = knob_trajectories(knobs, len(x)) if knobs else [("", None)]
     worst = 0.0
-    for prebuffer, what in ((0, "from RTNeural's reset state"), (AIDAX_PREBUFFER, f"after AIDA-X's {AIDAX_PREBUFFER}-sample pre-roll")):
-        theirs = render(exe, Path(path), x, prebuffer)
-        ours = reference(model, x, doc["in_skip"], doc["in_gain"], doc["out_gain"], prebuffer)
-        err = float(np.max(np.abs(theirs.astype(np.float64) - ours)))
-        console.print(f"  RTNeural parseJson vs the run, {what}: max abs error {err:.3g} "
-                      f"(DI peak {np.max(np.abs(x)):.2f}, output peak {np.max(np.abs(ours)):.2f})")
-        worst = max(worst, err)
+    for label, k in trajectories:
+        for prebuffer, what in ((0, "from RTNeural's reset state"), (AIDAX_PREBUFFER, f"after AIDA-X's {AIDAX_PREBUFFER}-sample pre-roll")):
+            theirs = render(exe, Path(path), x, prebuffer, knobs=k)
+            ours = reference(model, x, doc["in_skip"], doc["in_gain"], doc["out_gain"], prebuffer, knobs=k)
+            err = float(np.max(np.abs(theirs.astype(np.float64) - ours)))
+            console.print(f"  RTNeural parseJson vs the run, {what}{', ' + label if label else ''}: max abs error {err:.3g} "
+                          f"(DI peak {np.max(np.abs(x)):.2f}, output peak {np.max(np.abs(ours)):.2f})")
+            worst = max(worst, err)
     return worst
 
 
@@ -190,9 +220,7 @@ def export(run, config: AidaxConfig):
     doc = aidax_dict(run, config, mapped)
     write_export(config.out, json.dumps(doc), config.force)
     console.print(f"wrote {config.out} ({mapped.description}; {run.sample_rate} Hz)")
-    if config.verify and mapped.inputs > 1:
-        console.print("verify skipped: the RTNeural check renders one-input models; this one takes knobs too")
-    elif config.verify:
+    if config.verify:
         err = verify(config.out, run, config, console)
         if err is not None and err > config.tolerance:
             console.print(f"verify failed: RTNeural's parser differs from the run by {err:.3g} > {config.tolerance:g}")
