@@ -28,10 +28,11 @@ from .specs import (  # noqa: E402
     StageSpec,
 )
 
-_LAZY = {"cut_segments": ".batching", "Run": ".runs", "load_run": ".runs", "StreamingModel": ".model", "Stage": ".model"}
+_LAZY = {"Knob": ".knobs", "cut_segments": ".batching", "Run": ".runs", "load_run": ".runs", "StreamingModel": ".model", "Stage": ".model"}
 
 if TYPE_CHECKING:
     from .batching import cut_segments
+    from .knobs import Knob
     from .model import Stage, StreamingModel
     from .runs import Run, load_run
 
@@ -45,6 +46,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CommandSpec", "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "KnobsConfig", "ModelConfig", "ModelSpec",
+    "CommandSpec", "ComponentConfig", "DataConfig", "DeviceSpec", "ExporterSpec", "FxforgeError", "Knob", "KnobsConfig", "ModelConfig", "ModelSpec",
     "ProviderSpec", "Run", "RunConfig", "SchedulerSpec", "Stage", "StageSpec", "StreamingModel", "cut_segments", "hookimpl", "load_config", "load_run",
 ]

@@ -142,7 +142,7 @@ def test_smoothing_is_junces_linear_ramp():
     assert z[479] == pytest.approx(0.5, abs=1e-5)
     assert z[480] == pytest.approx(z[479] - z[479] / steps, abs=1e-6) and z[480 + steps - 1] == 0.0
     assert np.all(smoothed(0.4, {7: 0.4}, 50, SR) == np.float32(0.4))  # an unchanged target: no ramp
-    assert held_value(PluginKnob("g", "g", 0.0, 10.0, 4.0), 0.5) == np.float32(0.5)
+    assert held_value(PluginKnob("g", 0.0, 10.0, 4.0, id="g"), 0.5) == np.float32(0.5)
 
 
 def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: np.ndarray,
@@ -288,7 +288,7 @@ def hosted_knob_checks(vst3: Path, run_dir: Path) -> None:
     plugin.gain = 9.0
     second = plugin.process(x[:, half:], SR, buffer_size=512, reset=False)
     y = np.concatenate([first, second], axis=1)
-    turned = held_value(PluginKnob("gain", "gain", 0.0, 10.0, 4.0), plugin.parameters["gain"].raw_value)
+    turned = held_value(PluginKnob("gain", 0.0, 10.0, 4.0, id="gain"), plugin.parameters["gain"].raw_value)
     knob = smoothed(0.4, {half: turned}, x.shape[1], SR)
     for ch in range(2):
         with torch.no_grad():

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from fxforge import Knob
+
 from . import __version__
 from .models import RTModel
 
@@ -133,22 +135,15 @@ RESERVED_IDS = {"input_gain", "output_gain", "mix", "bypass", "input", "output",
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
 
-@dataclass(frozen=True)
-class PluginKnob:
+@dataclass(frozen=True, kw_only=True)
+class PluginKnob(Knob):
     """One knob of a conditioned run as a plugin parameter: in the knob's own units, from
-    ``min`` to ``max``; the model reads (value - min) / (max - min)."""
+    ``min`` to ``max``; the model reads ``normalise(value)``, (value - min) / (max - min).
+    ``id`` is the parameter's ID, the knob's name made unique among the plugin's parameters."""
     id: str
-    name: str
-    min: float
-    max: float
-    default: float
-
-    def normalise(self, value: float) -> float:
-        span = self.max - self.min
-        return 0.0 if span == 0 else (float(value) - self.min) / span
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "min": self.min, "max": self.max, "default": self.default}
+        return {"id": self.id, **super().as_dict()}
 
 
 def plugin_knobs(listed: list[dict]) -> list[PluginKnob]:
@@ -179,7 +174,7 @@ def plugin_knobs(listed: list[dict]) -> list[PluginKnob]:
         if not all(math.isfinite(v) for v in (lo, hi, default)) or not lo < hi or not lo <= default <= hi:
             raise FxforgeError(f"knob {base}: range {lo:g}..{hi:g}, default {default:g}: a plugin parameter "
                                "needs min < max and the default within them")
-        out.append(PluginKnob(ident, name, lo, hi, default))
+        out.append(PluginKnob(name, lo, hi, default, id=ident))
     return out
 
 
