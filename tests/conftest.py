@@ -125,3 +125,14 @@ def trained_run(tmp_path_factory) -> Path:
     assert out.returncode == 0, out.stderr
     (run_dir,) = (folder / "runs" / "tiny").iterdir()
     return run_dir
+
+
+def compile_render_tool(cxx: str, rtneural: Path, project_dir: Path, exe: Path) -> None:
+    """Compile an exported JUCE project's bench/fxforge_render.cpp (the generated model without
+    JUCE) against an RTNeural checkout, as the render tests run it; no allocation in the model."""
+    rt, project_dir = Path(rtneural), Path(project_dir)
+    subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
+                    "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
+                    f"-I{project_dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
+                    f"-I{rt / 'modules/json'}", str(project_dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
+                   check=True)

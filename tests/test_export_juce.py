@@ -31,6 +31,7 @@ from fxforge_wavenet.plugin import WaveNet  # noqa: E402
 
 from fxforge_juce.generate import cpp_string, derive_names, safe_name  # noqa: E402
 from fxforge_juce.plugin import JuceConfig, generate, refuses  # noqa: E402
+from conftest import compile_render_tool  # noqa: E402
 
 SR = 48_000
 HOSTILE = [
@@ -338,11 +339,7 @@ def render_error(tmp_path: Path, project_dir: Path, model: nn.Module, blocks: tu
 
     project_dir = Path(project_dir)
     exe = tmp_path / "render"
-    subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
-                    "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
-                    f"-I{project_dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
-                    f"-I{rt / 'modules/json'}", str(project_dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
-                   check=True)
+    compile_render_tool(cxx, rt, project_dir, exe)
     # 12000 samples: past the WaveNet history buffer's first rewind (history + 4096 columns).
     torch.manual_seed(2)
     x = (0.5 * torch.sin(torch.arange(12000) * 0.03) + 0.1 * torch.randn(12000)).to(torch.float32)

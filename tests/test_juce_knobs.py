@@ -28,7 +28,7 @@ import torch
 pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
 pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 
-from conftest import SR, TINY, dry, run_cli, write_config  # noqa: E402
+from conftest import SR, TINY, compile_render_tool, dry, run_cli, write_config  # noqa: E402
 from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
 from test_export_juce import CPP_RENDER_SKIP, _build_prerequisites, _rtneural_dir, fake_run  # noqa: E402
 from test_knobs import drive_pedal  # noqa: E402
@@ -151,11 +151,7 @@ def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: 
     if rt is None or cxx is None:
         pytest.skip(CPP_RENDER_SKIP)
     exe = tmp_path / "render"
-    subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
-                    "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
-                    f"-I{project_dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
-                    f"-I{rt / 'modules/json'}", str(project_dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
-                   check=True)
+    compile_render_tool(cxx, rt, project_dir, exe)
     x.astype(np.float32).tofile(tmp_path / "in.f32")
     knobs.astype(np.float32).tofile(tmp_path / "knobs.f32")
     subprocess.run([str(exe), str(project_dir / "Resources/model_weights.json"), str(tmp_path / "in.f32"),
