@@ -7,7 +7,7 @@ of each chain's response to an impulse rendered through the same guitarix plugin
 The truth: three impulses (0.01, 0.05, 0.2) rendered through each chain with lv2file; the onset
 is the first sample above 1 % (and 0.1 %) of the response's peak, and the peak's lag, for the
 middle one. `late.wav` is `metal_amp.wav` 150 samples late. fxforge's figure is what
-`fxforge run` corrects (`fxforge.audio.load_pair` with `data.latency = "auto"`).
+`fxforge run` corrects (`fxforge.data.audio.load_pair` with `data.latency = "auto"`).
 Skips (exit 0) where lv2file or the captures are missing.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> int:
         print("skipped: needs lv2file and the dev captures (bash ../shared/captures/make_dev_captures.sh DIR)")
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from fxforge.audio import load_pair
+    from fxforge.data.audio import load_pair
     from fxforge.config import DataConfig
 
     rows = []

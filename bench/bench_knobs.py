@@ -67,11 +67,11 @@ def score(run_dir: Path, dry: Path, target: Path, drive: float | None, split) ->
     import torch
 
     from fxforge import load_run
-    from fxforge.audio import load_pair
-    from fxforge.conditioned import with_knobs
+    from fxforge.data.audio import load_pair
+    from fxforge.train.conditioned import with_knobs
     from fxforge.config import DataConfig
-    from fxforge.losses import metrics
-    from fxforge.stream import predict_clips
+    from fxforge.nn.losses import metrics
+    from fxforge.nn.stream import predict_clips
 
     r = load_run(run_dir)
     # aligned as the run aligned its own pairs
@@ -113,7 +113,7 @@ def main() -> None:
     print(f"command: .venv/bin/python {command}", flush=True)
 
     from fxforge.config import load_config
-    from fxforge.train import train
+    from fxforge.train.loop import train
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_knobs.") as tmp:

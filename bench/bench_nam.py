@@ -8,7 +8,7 @@ wall-clock budget, same held-out test audio, same metric, on this CPU.
 Skips (exit 0) when `nam` (PyPI `neural-amp-modeler`) is not importable.
 
 Data:
-  * `--captures`: built-in demo captures (`fxforge.demo.demo_capture(kind, seconds)`),
+  * `--captures`: built-in demo captures (`fxforge.data.demo.demo_capture(kind, seconds)`),
     comma separated; default `amp,cab`, or none when `--pairs` is given (name them to
     run both).
   * `--pairs DIR --targets NAME:LATENCY,...`: your recordings, DIR/dry.wav (`--dry` names
@@ -17,12 +17,12 @@ Data:
     the shorter length, as fxforge does with `data.latency = N`). `--targets FILE.toml`
     reads the same from a table, `metal_amp = 0` per line (top level or under
     `[latency]`). Our configs get `data.input`, `data.target` and `data.latency`; the
-    aligned pair is loaded once by `fxforge.audio.load_pair`, so both tools see the same
+    aligned pair is loaded once by `fxforge.data.audio.load_pair`, so both tools see the same
     samples. The capture is labelled NAME in the table.
 Each pair is split by time 70/15/15 as fxforge does. NAM gets the same train and
 validation spans (its `Dataset` with start/stop sample indices); both are scored on
 the same test span, run as one piece after `--context` samples of the audio before it
-(state / receptive field), with `fxforge.losses.metrics`: ESR plain and after
+(state / receptive field), with `fxforge.nn.losses.metrics`: ESR plain and after
 1 - 0.95 z^-1.
 
 Models (`--models`, comma separated, `NAME@THREADS` sets torch threads):
@@ -113,7 +113,7 @@ def load() -> tuple[float, float, float]:
 
 def our_configs() -> dict[str, Path]:
     """stem -> path for configs/*.toml whose model is registered."""
-    from fxforge.plugins import get_registry
+    from fxforge.registry import get_registry
 
     reg = get_registry()
     found = {}
@@ -131,7 +131,7 @@ def run_ours(config: Path, capture: dict, args, threads: int | None, x: np.ndarr
              variant: list[str] = ()) -> dict:
     from fxforge import load_run
     from fxforge.runs import open_run
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     sets = [f"train.time_budget={args.budget}", *capture["sets"], "train.device=cpu", "train.stress=false",
             *([f"train.threads={threads}"] if threads else []), *args.sets, *variant]
@@ -168,7 +168,7 @@ def last_over_best(curve: list) -> float | None:
 # -- scoring -------------------------------------------------------------------
 
 def score(y_hat: np.ndarray, y: np.ndarray) -> dict:
-    from fxforge.losses import metrics
+    from fxforge.nn.losses import metrics
 
     assert y_hat.shape == y.shape, (y_hat.shape, y.shape)
     m = metrics(torch.from_numpy(np.asarray(y_hat, np.float32)).reshape(1, -1, 1),
@@ -365,7 +365,7 @@ def settings(args, load_log: list) -> dict:
         "threads": "per row (torch.set_num_threads; ours via train.threads)",
         "samples_per_second": "samples carrying gradient per second of training steps (validation excluded); "
                               "NAM LSTM: ny - burn-in per datum, NAM WaveNet: ny outputs per datum",
-        "test_esr": "fxforge.losses.metrics over the whole test span, run after `test_context_samples` of "
+        "test_esr": "fxforge.nn.losses.metrics over the whole test span, run after `test_context_samples` of "
                     "the audio before it; own_test_esr = fxforge's own clip-wise test figure",
         "load_log": load_log, "command": " ".join(sys.argv),
     }
@@ -411,11 +411,11 @@ def capture_specs(args) -> list[dict]:
 def load_capture(spec: dict, args) -> tuple[np.ndarray, np.ndarray]:
     """The aligned pair, as fxforge's training will see it."""
     if "demo" in spec:
-        from fxforge.demo import demo_capture
+        from fxforge.data.demo import demo_capture
 
         pair = demo_capture(spec["demo"], args.seconds)
     else:
-        from fxforge.audio import load_pair
+        from fxforge.data.audio import load_pair
         from fxforge.config import load_config
 
         cfg = load_config(ROOT / "configs" / "wave_lstm.toml", spec["sets"])
@@ -453,7 +453,7 @@ def main() -> int:
         else:
             print(f"error: unknown model {token!r}; choose from {', '.join([*ours, 'nam-lstm', 'nam-wavenet'])}")
             return 2
-    from fxforge.plugins import get_registry
+    from fxforge.registry import get_registry
 
     with_config = {tomllib.loads(p.read_text())["model"]["name"] for p in ours.values()}
     for name in get_registry().names("model"):
@@ -467,7 +467,7 @@ def main() -> int:
         capture = spec["label"]
         x, y = load_capture(spec, args)
         n = len(x)
-        a, b = int(n * 0.7), int(n * 0.85)  # fxforge.audio.PairedAudio.splits((0.7, 0.15, 0.15))
+        a, b = int(n * 0.7), int(n * 0.85)  # fxforge.data.audio.PairedAudio.splits((0.7, 0.15, 0.15))
         spans = {"train": (0, a), "validation": (a, b), "test": (b, n)}
         for name, threads, config, variant in plan:
             before = load()

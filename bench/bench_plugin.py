@@ -8,7 +8,7 @@ time on one core, at block sizes 64 and 512, measured three ways:
 - ``cpp``: fxforge_bench, a JUCE-free host compiled from the generated model
   header: the exact per-sample loop of processBlock, no host overhead.
 - ``plugin``: the built VST3 driven by pedalboard (processBlock + host glue).
-- ``torch``: ``fxforge.stream.process`` with one thread, the same blocks.
+- ``torch``: ``fxforge.nn.stream.process`` with one thread, the same blocks.
 
 Without a run it exports a seeded, untrained wave-lstm of --hidden units (the
 speed does not depend on the weights). Needs JUCE, CMake, a C++ compiler and
@@ -61,7 +61,7 @@ def prerequisites() -> str | None:
 
 def seeded_run(hidden: int):
     import torch
-    from fxforge_wave_lstm.plugin import WaveLSTM
+    from fxforge.builtins.wave_lstm.plugin import WaveLSTM
 
     torch.manual_seed(0)
     model = WaveLSTM(hidden, 1, True).eval()
@@ -151,7 +151,7 @@ def main() -> int:
         vst[block] = round(args.seconds / (time.process_time() - c0), 2)
 
     # PyTorch streaming on one thread.
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     torch.set_num_threads(1)
     secs = min(args.seconds, 2.0)

@@ -123,8 +123,8 @@ def nparams(model) -> int:
 def our_models() -> dict:
     """name -> (exporter model name, constructor, note)."""
     from fxforge_cabinet import CabinetConfig, CabinetFIR
-    from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM
-    from fxforge_wavenet.plugin import PRESETS, WaveNet
+    from fxforge.builtins.wave_lstm.plugin import WaveGRU, WaveLSTM
+    from fxforge.builtins.wavenet.plugin import PRESETS, WaveNet
 
     models = {
         "wave-lstm-32": ("wave-lstm", lambda: WaveLSTM(32), "LSTM 1x32 + dense, residual"),

@@ -8,11 +8,11 @@ then is scored on the held-out test split of the same capture, streamed as
 `fxforge eval` does (state from zero, latency compensated):
 
 - ESR, plain and pre-emphasised (1 - 0.95 z^-1);
-- multi-resolution STFT distance (``fxforge.losses.MultiResolutionSTFT``,
+- multi-resolution STFT distance (``fxforge.nn.losses.MultiResolutionSTFT``,
   spectral convergence + log-magnitude over FFT sizes 2048..256);
 - training samples/s (from the run's summary), parameters;
 - streaming real-time factor: seconds of 48 kHz audio per second of CPU time,
-  batch 1, one thread, block 256, through ``fxforge.stream.process``;
+  batch 1, one thread, block 256, through ``fxforge.nn.stream.process``;
   (also at block 4096, where per-call overhead matters less);
 - algorithmic latency in ms (``model.latency``).
 
@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 
 from fxforge import load_run
-from fxforge.audio import load_pair
+from fxforge.data.audio import load_pair
 from fxforge.config import load_config
-from fxforge.losses import MultiResolutionSTFT, metrics
-from fxforge.stream import process
-from fxforge.train import train
+from fxforge.nn.losses import MultiResolutionSTFT, metrics
+from fxforge.nn.stream import process
+from fxforge.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "stft_vs_wave.json"

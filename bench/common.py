@@ -13,7 +13,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def train_config(config: str | Path, sets: list[str], runs_dir: Path) -> dict:
     from fxforge.config import load_config
-    from fxforge.train import train
+    from fxforge.train.loop import train
 
     return train(load_config(config, sets), runs_dir=runs_dir)
 

@@ -49,3 +49,11 @@ class FxforgeError(Exception):
 
 def _rebuild(cls, message, where, field):
     return cls(message, where=where, field=field)
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the checkpoint is saved; exit 130."""
+
+    def __init__(self, run_dir):
+        super().__init__(f"interrupted; checkpoint saved. Resume with: fxforge run --resume {run_dir}")
+        self.run_dir = run_dir

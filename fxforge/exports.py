@@ -106,3 +106,18 @@ def export_all(run, registry, options: dict, on_outcome=lambda o: None) -> list[
         on_outcome(outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def facet_tensor(value, name: str, shape: tuple | None = None, *, facet: str, error: type = ValueError):
+    """A tensor of a model's export facet (its plain description for one format), checked
+    against the shape the format has there; anything else is ``error`` in one line naming
+    the facet and the entry (``its nam facet's conv has shape (4, 1, 3), not (16, 1, 3)``)."""
+    import torch
+
+    try:
+        t = torch.as_tensor(value).detach()
+    except Exception:
+        raise error(f"its {facet} facet's {name} is not a tensor") from None
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise error(f"its {facet} facet's {name} has shape {tuple(t.shape)}, not {tuple(shape)}")
+    return t

@@ -69,7 +69,7 @@ def fxforge_register_stages(register):
 
     A stage wraps any waveform model's output; a run file selects it with a
     ``[model.<name>]`` table, validated by ``Config``. ``build(inner, config,
-    sample_rate)`` returns a ``fxforge.model.Stage`` (set its ``stage_name`` to
+    sample_rate)`` returns a ``fxforge.nn.model.Stage`` (set its ``stage_name`` to
     ``name``) whose ``StreamingModel`` hooks train it. ``exports`` holds a facet
     per exporter name (``{"juce": fragment}``), called with the built module.
     """

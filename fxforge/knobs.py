@@ -2,7 +2,7 @@
 settings it trains on and which it holds out (``holdout = [{drive = 0.6}]``), the one the
 audio-only machinery plays (stress probes, plots, the report), what the run records about
 its knobs, and ``--knob name=value`` on the command line. No torch: the config layer's
-checks and ``fxforge list`` stay light; ``fxforge.conditioned`` loads the audio.
+checks and ``fxforge list`` stay light; ``fxforge.train.conditioned`` loads the audio.
 """
 from __future__ import annotations
 

@@ -18,14 +18,9 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import FxforgeError
-from .specs import SPEC_TYPES, ComponentConfig, ProviderSpec
+from .specs import SPEC_TYPES, ComponentConfig
 
 KINDS = tuple(SPEC_TYPES)
-
-# The core's commands that come through the commands hook as a third party's do, loaded
-# with fxforge.builtins.DEFAULT_PLUGINS (name for `fxforge plugins` and FXFORGE_DISABLE, module).
-COMMAND_PLUGINS = (("fxforge-sweep", "fxforge.sweep.command"),)
-
 
 @dataclass
 class Entry:
@@ -81,14 +76,14 @@ class Registry:
         return self
 
     def load_defaults(self, disabled: set[str] = frozenset()) -> "Registry":
-        """The core's own plugins (fxforge.builtins.DEFAULT_PLUGINS, then COMMAND_PLUGINS), through add_plugin as
+        """The core's own plugins (fxforge.builtins.DEFAULT_PLUGINS), through add_plugin as
         any package's; imported here, not at import time, so the registry stays torch-free."""
         import importlib
 
         from . import __version__
         from .builtins import DEFAULT_PLUGINS
 
-        for name, module in (*DEFAULT_PLUGINS, *COMMAND_PLUGINS):
+        for name, module in DEFAULT_PLUGINS:
             if name in disabled:
                 continue
             try:

@@ -17,16 +17,23 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_bytes  # noqa: F401  (re-exported: exporters and sweeps import it from here)
 from .config import RunConfig, load_config
 from .errors import FxforgeError
 
+if TYPE_CHECKING:
+    import torch
+
+
+# torch is imported where a checkpoint is read or written, so that reading run folders (sweeps'
+# state and tables, reports' listings) loads none of it.
+
 
 def atomic_save(obj: Any, path: Path) -> None:
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     try:
@@ -37,6 +44,8 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def safe_load(path: Path) -> Any:
     """Load a checkpoint without executing code from it (weights_only)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FxforgeError(f"{path}: no such checkpoint")
@@ -55,11 +64,13 @@ def safe_load(path: Path) -> Any:
 
 def load_weights(model: torch.nn.Module, state_dict: Any, path: Path) -> None:
     """Load a state dict, naming the tensors that do not fit."""
+    import torch
+
     if not isinstance(state_dict, dict):
         raise FxforgeError(f"{path}: holds no state dict")
     own = model.state_dict()
     # Training statistics a newer version added (they restart from zero): older runs still load.
-    from .model import contract
+    from .nn.model import contract
 
     optional = set(contract(model).optional_state)
     missing = [k for k in own if k not in state_dict and k not in optional]

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# The built-in captures (fxforge.demo): a driven amp, a high-gain lead channel, either with a cabinet.
+# The built-in captures (fxforge.data.demo): a driven amp, a high-gain lead channel, either with a cabinet.
 DEMO_KINDS = ("amp", "cab", "lead", "lead-cab")
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -128,7 +128,7 @@ def parse_duration(v: Any) -> Optional[float]:
 
 
 class StabilityConfig(Section):
-    """Penalties that keep a stateful model stable beyond the capture's level (fxforge.stability):
+    """Penalties that keep a stateful model stable beyond the capture's level (fxforge.nn.stability):
     on a stream of stress inputs (the training input up to ``gain_db`` louder, low sines up to full
     scale, silences) a nearby state must not drift away, the output must stay near the target's
     peak, and it must fall silent after the input stops. Zero on a model that already behaves."""

@@ -139,7 +139,7 @@ class StageSpec:
     """A module that wraps a model's output, selected by a ``[model.<name>]`` table.
 
     ``Config`` (a pydantic model) validates that table. ``build(inner, config,
-    sample_rate)`` returns a ``fxforge.model.Stage`` wrapping ``inner`` with the same
+    sample_rate)`` returns a ``fxforge.nn.model.Stage`` wrapping ``inner`` with the same
     streaming face; its contract hooks (param_groups, fit_start, penalty, after_step,
     optional_state) are how it trains. ``reload(config)`` gives the config to rebuild
     it with before a trained run's weights are loaded into it (default: unchanged).

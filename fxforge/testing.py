@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .stream import map_state, run_blocks
+from .nn.stream import map_state, run_blocks
 
 BLOCKS = (1, 7, 64, 511, 4096)
 TOLERANCE = 1e-5
@@ -38,11 +38,11 @@ def _probe(seconds: float, sample_rate: int, seed: int = 0, peak: float = 0.5, k
     """Guitar-like test audio (fxforge's DI generator), (1, n, 1 + knobs) float32; each knob
     channel moves (a slow ramp within 0..1, as an automated knob), so a conditioned model's
     streaming and state are checked with its knobs changing."""
-    from .demo import synth_di
+    from .data.demo import synth_di
 
     x = synth_di(seconds, seed)
     if sample_rate != 48000:
-        from .dsp import resample
+        from .data.dsp import resample
 
         x = resample(x.astype(np.float32), 48000, sample_rate)
     x = x * (peak / max(1e-9, float(np.max(np.abs(x)))))

@@ -54,7 +54,7 @@ def effect(x: np.ndarray) -> np.ndarray:
 
 
 def dry(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
-    from fxforge.demo import synth_di
+    from fxforge.data.demo import synth_di
 
     return synth_di(seconds, seed)
 

@@ -10,10 +10,10 @@ import soundfile as sf
 from scipy import signal
 
 from conftest import SR, dry, run_cli
-from fxforge import align, reamp
-from fxforge.audio import load_pair
+from fxforge.data import align, reamp
+from fxforge.data.audio import load_pair
 from fxforge.config import DataConfig
-from fxforge.demo import cabinet_ir
+from fxforge.data.demo import cabinet_ir
 
 
 def delayed(s: np.ndarray, n: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SR, dry, effect, run_cli
-from fxforge.align import SAFETY
+from fxforge.data.align import SAFETY
 
 
 def write(folder, x, y, sr_x=SR, sr_y=SR, subtype="FLOAT"):
@@ -38,7 +38,7 @@ def test_sample_rate_mismatch_is_resampled_with_a_warning(workdir):
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
 def test_every_common_sample_format_is_accepted(workdir, subtype):
-    from fxforge.audio import read_audio
+    from fxforge.data.audio import read_audio
 
     x = dry(1)
     sf.write(workdir / "x.wav", x, SR, subtype=subtype)

@@ -108,7 +108,7 @@ def test_a_latin_hypercube_plan_is_seeded_and_fills_every_stratum(tmp_path, chai
     for column in a.T:  # one point in each fifth of each knob's range
         assert sorted(np.floor(column * 5).astype(int)) == [0, 1, 2, 3, 4]
 
-    from fxforge.capture import parse_knobs, plan_points
+    from fxforge.data.capture import parse_knobs, plan_points
 
     knobs = parse_knobs(["drive=0:1", "tone=0:1"], [])
     assert plan_points(knobs, "lhs:5", 7) == [t.knobs for t in m.targets]  # --seed reproduces it
@@ -202,13 +202,13 @@ def refusal(fn, *args) -> str:
     (["drive=0:1:3"], [], "lhs:1", "--plan lhs:1: N must be 2 or more"),
 ])
 def test_a_bad_knob_plan_is_refused_naming_the_option(knobs, ranges, plan, expected):
-    from fxforge.capture import parse_knobs, plan_points
+    from fxforge.data.capture import parse_knobs, plan_points
 
     assert refusal(lambda: plan_points(parse_knobs(knobs, ranges), plan)) == expected
 
 
 def test_a_list_with_a_range_and_a_single_value_knob_plan():
-    from fxforge.capture import parse_knobs, plan_points
+    from fxforge.data.capture import parse_knobs, plan_points
 
     (k,) = parse_knobs(["drive=0.9,0.1,0.5"], [])
     assert (k.values, k.min, k.max) == ([0.1, 0.5, 0.9], 0.1, 0.9)  # sorted; the range is the list's
@@ -226,13 +226,13 @@ def test_a_list_with_a_range_and_a_single_value_knob_plan():
     ("", ["drive"], "--render: the command is empty"),
 ])
 def test_a_bad_render_template_is_refused_before_anything_runs(template, knobs, expected):
-    from fxforge.capture import CommandSource
+    from fxforge.data.capture import CommandSource
 
     assert refusal(lambda: CommandSource(template).check(knobs, [])) == expected
 
 
 def test_a_render_command_that_cannot_run_or_writes_nothing(tmp_path):
-    from fxforge.capture import CommandSource
+    from fxforge.data.capture import CommandSource
 
     x = np.zeros(100, np.float32)
     sf.write(tmp_path / "dry.wav", x, SR)
@@ -246,7 +246,7 @@ def test_a_render_command_that_cannot_run_or_writes_nothing(tmp_path):
 
 
 def test_sources_one_and_only_one():
-    from fxforge.capture import make_source
+    from fxforge.data.capture import make_source
 
     assert refusal(make_source, None, "chain.toml", "x {input} {output} {drive}") == \
         "fxforge capture: give exactly one source: --vst3 PLUGIN, --chain CHAIN.toml or --render 'COMMAND' (got --chain, --render)"
@@ -272,7 +272,7 @@ def test_sources_one_and_only_one():
     ('[[effect]\n', ["drive"], "chain.toml: invalid TOML: "),
 ])
 def test_a_bad_chain_is_one_line_naming_the_effect_and_key(tmp_path, monkeypatch, chain_text, knobs, expected):
-    from fxforge.capture import ChainSource
+    from fxforge.data.capture import ChainSource
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "chain.toml").write_text(chain_text)
@@ -298,7 +298,7 @@ class FakePlugin:
 
 
 def test_a_vst3_gets_its_parameters_set_by_name(tmp_path, monkeypatch):
-    from fxforge import capture as cap
+    from fxforge.data import capture as cap
 
     plugin = FakePlugin()
     monkeypatch.setattr(pedalboard, "load_plugin", lambda path: plugin)

@@ -361,7 +361,7 @@ def cli():
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory, trained_run) -> tuple[Path, dict]:
     """The folder every case starts from, and the names its messages use."""
-    from fxforge.plugins import get_registry
+    from fxforge.registry import get_registry
 
     folder = tmp_path_factory.mktemp("catalogue-scene")
     x, y = pair()

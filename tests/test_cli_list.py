@@ -13,7 +13,7 @@ def test_list_devices_shows_cpu_available_and_cuda_absent():
 
 
 def test_auto_device_resolves_to_cpu_here():
-    from fxforge.devices import resolve_device
+    from fxforge.train.devices import resolve_device
 
     assert resolve_device("auto").type == "cpu"
 

@@ -23,12 +23,11 @@ from conftest import SR, TINY, write_config, write_pair
 from conftest import run_cli as _run_cli
 
 pytest.importorskip("fxforge_aidax", reason="pip install -e plugins/fxforge-aidax")
-pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 
 from fxforge_cabinet import CabinetConfig, CabinetFIR  # noqa: E402
-from fxforge.demo import synth_di  # noqa: E402
+from fxforge.data.demo import synth_di  # noqa: E402
 from fxforge_aidax.plugin import refuses  # noqa: E402
-from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
+from fxforge.builtins.wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
 
 def run_cli(*args, env=None, **kw):
     """The CLI on one torch thread: these are tiny models, and on a loaded machine threads only wait on each other."""
@@ -235,8 +234,7 @@ def test_shapes_aidax_does_not_compile_are_refused(name, model, reason):
 
 
 def test_wavenet_is_refused():
-    pytest.importorskip("fxforge_wavenet")
-    from fxforge_wavenet.plugin import WaveNetConfig, build
+    from fxforge.builtins.wavenet.plugin import WaveNetConfig, build
 
     reason = refuses(_fake_run(build(WaveNetConfig(name="wavenet", preset="nano"), SR), "wavenet"))
     assert reason == (f"AIDA-X plays one LSTM or GRU layer into Dense(H, 1) and model 'wavenet' is neither; "
@@ -308,7 +306,7 @@ def test_export_all_options_are_checked(trained_run, tmp_path):
 
 def test_an_exporter_cannot_take_the_name_all():
     from fxforge import ExporterSpec, hookimpl
-    from fxforge.plugins import Registry
+    from fxforge.registry import Registry
     from pydantic import BaseModel
 
     class Plugin:
@@ -332,7 +330,7 @@ def test_an_exporter_cannot_take_the_name_all():
 def test_rtneurals_parser_plays_a_conditioned_export_with_moving_knobs(tmp_path, cls, name, knobs):
     """A concat run's AIDA-X JSON (in_shape 2 or 3) through RTNeural's own parser, fed
     [x, knob...] per sample as AIDA-X's applyModel() does, the knobs moving, against PyTorch."""
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
     from fxforge_aidax.rtneural import AIDAX_PREBUFFER, build_check, find_compiler, render
 
     torch.manual_seed(0)

@@ -22,12 +22,10 @@ import torch
 from torch import nn
 
 fxforge_juce = pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
-pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
-pytest.importorskip("fxforge_wavenet", reason="pip install -e plugins/fxforge-wavenet")
 
 from fxforge_cabinet import CabinetConfig, CabinetFIR  # noqa: E402
-from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
-from fxforge_wavenet.plugin import WaveNet  # noqa: E402
+from fxforge.builtins.wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
+from fxforge.builtins.wavenet.plugin import WaveNet  # noqa: E402
 
 from fxforge_juce.generate import cpp_string, derive_names, safe_name  # noqa: E402
 from fxforge_juce.plugin import JuceConfig, generate, refuses  # noqa: E402
@@ -272,7 +270,7 @@ def test_cli_refuses_unsupported_model(tmp_path):
     run = make_run_dir(tmp_path, nn.Sequential(), 'name = "toy-linear"')
     torch.save({"proj.weight": torch.ones(1, 1), "proj.bias": torch.zeros(1)}, run / "model.pt")
     prelude = (f"sys.path.insert(0, {str(tmp_path)!r})\nimport toy_plugin\n"
-               "from fxforge.plugins import get_registry\nget_registry().add_plugin(toy_plugin, 'toy-plugin')")
+               "from fxforge.registry import get_registry\nget_registry().add_plugin(toy_plugin, 'toy-plugin')")
     r = cli("export", "juce", run, "--out", tmp_path / "out", prelude=prelude)
     assert r.returncode == 2, r.stdout + r.stderr
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
@@ -335,7 +333,7 @@ def render_error(tmp_path: Path, project_dir: Path, model: nn.Module, blocks: tu
     if rt is None or cxx is None:
         pytest.skip(CPP_RENDER_SKIP)
     import numpy as np
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     project_dir = Path(project_dir)
     exe = tmp_path / "render"
@@ -391,7 +389,7 @@ def test_non_finite_input_is_muted_and_resets_the_model(tmp_path):
     if rt is None or cxx is None:
         pytest.skip("needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural checkout)")
     import numpy as np
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     model = lively("lstm-2x8")
     project = generate(fake_run(model_name="wave-lstm", model=model), JuceConfig(out=tmp_path / "p"))

@@ -21,13 +21,11 @@ import torch
 from conftest import SR, TINY, run_cli, write_config, write_pair
 
 pytest.importorskip("fxforge_nam", reason="pip install -e plugins/fxforge-nam")
-pytest.importorskip("fxforge_wavenet", reason="pip install -e plugins/fxforge-wavenet")
-pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 
-from fxforge.demo import synth_di  # noqa: E402
+from fxforge.data.demo import synth_di  # noqa: E402
 from fxforge_nam.plugin import NamConfig, nam_dict, refuses  # noqa: E402
-from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
-from fxforge_wavenet.plugin import WaveNetConfig, build  # noqa: E402
+from fxforge.builtins.wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
+from fxforge.builtins.wavenet.plugin import WaveNetConfig, build  # noqa: E402
 
 
 

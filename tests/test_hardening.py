@@ -73,7 +73,7 @@ def test_kill_9_during_training_leaves_a_resumable_run(workdir):
 def test_disk_full_is_a_clear_error_and_leaves_no_torn_file(workdir, monkeypatch):
     from fxforge import load_config
     from fxforge import atomic
-    from fxforge.train import train
+    from fxforge.train.loop import train
 
     real = os.replace
     calls = {"n": 0}
@@ -108,7 +108,7 @@ def test_a_diverged_step_rolls_back_halves_the_lr_and_the_run_finishes(workdir, 
     import json
 
     from fxforge import load_config
-    from fxforge import train as train_mod
+    from fxforge.train import loop as train_mod
 
     real = train_mod.Loss.forward
     calls = {"n": 0}
@@ -173,7 +173,7 @@ def test_random_overrides_of_a_valid_file_never_raise_anything_but_a_clean_error
 
 def test_the_time_budget_is_wall_clock_validation_included(workdir, monkeypatch):
     from fxforge import load_config
-    from fxforge import train as train_mod
+    from fxforge.train import loop as train_mod
 
     real = train_mod.Trainer.validate
 

@@ -26,10 +26,9 @@ import soundfile as sf
 import torch
 
 pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
-pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
 
 from conftest import SR, TINY, compile_render_tool, dry, run_cli, write_config  # noqa: E402
-from fxforge_wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
+from fxforge.builtins.wave_lstm.plugin import WaveGRU, WaveLSTM  # noqa: E402
 from test_export_juce import CPP_RENDER_SKIP, _build_prerequisites, _rtneural_dir, fake_run  # noqa: E402
 from test_knobs import drive_pedal  # noqa: E402
 
@@ -169,7 +168,7 @@ def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: 
 def test_the_generated_model_follows_moving_knobs_as_pytorch_does(tmp_path, cls, name, conditioning, knobs, layers):
     """The model as the plugin runs it (processGuarded with per-sample knob values, the FiLM
     network re-evaluated as they move) against PyTorch fed the same knob channels."""
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     model = conditioned(cls, conditioning, knobs=knobs, layers=layers)
     listed = [dict(GAIN, name=f"k{j}") for j in range(knobs)]
@@ -268,7 +267,7 @@ def hosted_knob_checks(vst3: Path, run_dir: Path) -> None:
     """The built VST3 of a GAIN run in pedalboard: the knob, the knob moving, the state."""
     import pedalboard
     from fxforge import load_run
-    from fxforge.stream import process
+    from fxforge.nn.stream import process
 
     plugin = pedalboard.load_plugin(str(vst3))
     p = plugin.parameters["gain"]

@@ -1,4 +1,4 @@
-"""Training that keeps a model stable beyond its capture's level (fxforge.stability): the
+"""Training that keeps a model stable beyond its capture's level (fxforge.nn.stability): the
 penalties find a drifting state, a DC in silence and a too-loud output, cost nothing on a
 model that behaves, and a run with them resumes exactly."""
 
@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY, dry, interrupt_run, run_cli, write_config
 from fxforge.config import StabilityConfig
-from fxforge.stability import StabilityPenalty, batch_dims
+from fxforge.nn.stability import StabilityPenalty, batch_dims
 
 SR = 8000
 

@@ -6,7 +6,7 @@ import torch
 
 from fxforge import FxforgeError, Stage, StageSpec, hookimpl
 from fxforge.config import config_from_dict
-from fxforge.model import unwrap
+from fxforge.nn.model import unwrap
 from fxforge.registry import Registry, get_registry, reset_registry
 from pydantic import BaseModel, ConfigDict
 
@@ -87,7 +87,7 @@ def test_list_stages_names_the_cabinet():
 def test_juce_exporter_appends_a_stage_through_its_facet(registry):
     pytest.importorskip("fxforge_juce")
     from fxforge_juce.models import map_model
-    from fxforge_wave_lstm.plugin import WaveLSTM
+    from fxforge.builtins.wave_lstm.plugin import WaveLSTM
 
     rt = map_model("wave-lstm", Gain(WaveLSTM(4), GainConfig(gain=0.5), 48000))
     assert rt.body[-1] == "y *= 0.5f;" and rt.architecture.endswith("-> gain 0.5")
@@ -96,7 +96,7 @@ def test_juce_exporter_appends_a_stage_through_its_facet(registry):
 def test_a_stage_without_a_juce_facet_is_refused(registry):
     pytest.importorskip("fxforge_juce")
     from fxforge_juce.models import Unsupported, map_model
-    from fxforge_wave_lstm.plugin import WaveLSTM
+    from fxforge.builtins.wave_lstm.plugin import WaveLSTM
 
     class Other(Gain):
         stage_name = "other"

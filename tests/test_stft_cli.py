@@ -123,7 +123,7 @@ def test_config_error_exits_2_with_one_line(tmp_path):
 
 
 def test_juce_exporter_refuses_stft_lstm(stft_run, tmp_path):
-    from fxforge.plugins import get_registry
+    from fxforge.registry import get_registry
 
     if "juce" not in get_registry().names("exporter"):
         pytest.skip("the juce exporter is not installed (fxforge list exporters)")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import dry, run_cli, write_config, write_pair
-from fxforge.stress import CHAOS, stress
+from fxforge.nn.stress import CHAOS, stress
 
 
 class Streaming(torch.nn.Module):

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli, write_config, write_pair
+from conftest import TINY, run_cli, spawn_cli, write_config, write_pair
 
 SWEEP = """
 base = "run.toml"
@@ -48,21 +46,18 @@ def swept(tmp_path_factory):
     write_config(folder)
     write_config(folder, SWEEP, "sweep.toml")
     sweep_dir = folder / "sweeps" / "sweep"
-    proc = subprocess.Popen([sys.executable, "-m", "fxforge", "sweep", "sweep.toml"], cwd=folder, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    proc = spawn_cli("sweep", "sweep.toml", cwd=folder, env={"COLUMNS": "200", "NO_COLOR": "1"}, timeout=600)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
+        while time.time() < deadline and not proc.done():
             if any((sweep_dir / TRIALS[1]).glob("*/checkpoints/last.pt")):
                 break  # the second trial has validated once: interrupt it mid-way
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+        done = proc.wait()
+    stderr = done.stderr
+    assert done.returncode == 130, stderr
     (first,) = runs_of(sweep_dir / TRIALS[0])
     (second,) = runs_of(sweep_dir / TRIALS[1])
     interrupted = {"stderr": stderr, "status": json.loads((second / "summary.json").read_text())["status"],

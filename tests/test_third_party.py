@@ -151,7 +151,7 @@ def test_tutorial_model_passes_the_conformance_kit(tutorial_run):
     """The trained run's model, tone stage and all: streaming in any block size, causal with
     a receptive field of its 8 taps (7 past samples, plus the stage's one), exact resume."""
     from fxforge import load_run
-    from fxforge.model import unwrap
+    from fxforge.nn.model import unwrap
     from fxforge.testing import check_model
 
     model = load_run(tutorial_run).model
@@ -173,7 +173,7 @@ def tutorial_export(tutorial_run, tmp_path_factory) -> Path:
 
 def test_tutorial_exports_to_juce_with_its_model_and_stage_code(tutorial_run, tutorial_export):
     from fxforge import load_run
-    from fxforge.model import unwrap
+    from fxforge.nn.model import unwrap
 
     header = (tutorial_export / "Source/FxforgeModel.h").read_text()
     assert "class TutorialShaper" in header and "class TutorialTone" in header
@@ -190,8 +190,6 @@ def test_tutorial_exports_to_juce_with_its_model_and_stage_code(tutorial_run, tu
 def test_tutorial_export_renders_as_pytorch(tutorial_run, tutorial_export, tmp_path):
     """The exported C++ (compiled without JUCE, as test_export_juce's render check does)
     against the trained model, in irregular blocks; skipped without a compiler and RTNeural."""
-    pytest.importorskip("fxforge_wave_lstm", reason="test_export_juce's helpers import the built-in models")
-    pytest.importorskip("fxforge_wavenet", reason="test_export_juce's helpers import the built-in models")
     from fxforge import load_run
     from test_export_juce import render_error
 
@@ -201,10 +199,9 @@ def test_tutorial_export_renders_as_pytorch(tutorial_run, tutorial_export, tmp_p
 
 def test_tutorial_stage_follows_a_built_in_model_in_cpp(tutorial_installed, tmp_path):
     """The tone fragment's per-sample body after a recurrent built-in (the shaper is block-wise)."""
-    pytest.importorskip("fxforge_wave_lstm", reason="pip install -e plugins/fxforge-wave-lstm")
     pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
     from fxforge.registry import get_registry
-    from fxforge_wave_lstm.plugin import WaveLSTM
+    from fxforge.builtins.wave_lstm.plugin import WaveLSTM
     from test_export_juce import fake_run, generate, JuceConfig, render_error
 
     spec = get_registry().get("stage", "tone")

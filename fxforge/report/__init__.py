@@ -93,9 +93,9 @@ def from_run_dir(path: Path | str) -> RunData:
     re-aligned as the run did (the test split is the same audio the run scored)."""
     import torch
 
-    from ..audio import load_pair
+    from ..data.audio import load_pair
     from ..runs import load_run, open_run
-    from ..stream import predict_clips
+    from ..nn.stream import predict_clips
 
     rd = open_run(path)
     summary = rd.read_summary()

@@ -93,7 +93,7 @@ def difference_spectrogram(y: np.ndarray, y_hat: np.ndarray, sample_rate: int) -
 def impulse_response(response, latency: int, sample_rate: int) -> str | None:
     if response is None:
         return None
-    from ..plots import plot_response
+    from .plots import plot_response
 
     buf = io.BytesIO()
     plot_response(response, latency, sample_rate, buf)

@@ -1,5 +1,5 @@
 """``fxforge sweep``: registered through the commands hook (``fxforge_register_commands``),
-as a third party's command is (fxforge.registry.COMMAND_PLUGINS loads it)."""
+as a third party's command is (fxforge.builtins.DEFAULT_PLUGINS lists it)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..config import config_from_dict
-from ..errors import FxforgeError
+from ..errors import FxforgeError, Interrupted
 from ..runs import runs_in
-from ..train import Interrupted
 from .schema import Plan, Trial
 from .state import record
 
@@ -24,7 +23,7 @@ RAY_HINT = "pip install 'fxforge[ray]'"
 
 def execute_trial(task: dict, on_event: Callable | None = None) -> dict:
     """Train one trial; never raises except for Ctrl-C (Interrupted)."""
-    from ..train import train
+    from ..train.loop import train
 
     started = time.time()
     try:

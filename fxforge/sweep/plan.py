@@ -161,7 +161,7 @@ def _check_pair(data, resolved, checked: set[str], prefix: str, suffix: str) -> 
     """Load a trial's recordings as `fxforge run` would (readable audio, channels, rates,
     lengths, alignment), once per distinct pair, so a bad file is refused before any
     trial starts. The built-in demo capture needs no check."""
-    from ..audio import load_pair
+    from ..data.audio import load_pair
 
     if data.demo is not None:
         return

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from fxforge.demo import synth_di
-from fxforge.stream import process
+from fxforge import synth_di
+from fxforge import stream_process as process
 from fxforge_cabinet import CabinetConfig, CabinetFIR, dc_block, dc_pole
 
 SR = 48_000

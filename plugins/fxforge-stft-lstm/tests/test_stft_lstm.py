@@ -2,7 +2,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from fxforge.stream import predict_clips, process, run_blocks
+from fxforge.nn.stream import predict_clips, process, run_blocks
 from fxforge_stft_lstm.plugin import Frames, FramesConfig, STFTLSTM, STFTLSTMConfig
 
 

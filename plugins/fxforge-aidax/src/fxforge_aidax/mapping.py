@@ -30,7 +30,7 @@ Tensors are ``torch.Tensor`` (or what ``torch.as_tensor`` takes). This module re
 what AIDA-X does not compile (more layers or inputs, another hidden size) in one line,
 naming what to train instead; a facet refuses a module it cannot describe with a
 one-line ValueError, and a model without an ``aidax`` facet is refused in one line.
-fxforge's ``wave-lstm`` and ``gru`` (``fxforge_wave_lstm.exports``) with one layer of
+fxforge's ``wave-lstm`` and ``gru`` (``fxforge.builtins.wave_lstm.exports``) with one layer of
 such a size are exactly that model: ``residual = true`` (y = x + Linear(h_t)) is
 ``in_skip = 1``.
 
@@ -50,6 +50,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from fxforge.exports import facet_tensor
 
 # AIDA-X's compiled input sizes (model_variant.hpp's MAX_INPUT_SIZE): the audio and up to two knobs.
 MAX_INPUTS = 3
@@ -86,17 +88,11 @@ def _swap_rz(t: torch.Tensor, h: int) -> torch.Tensor:
 
 
 def _tensor(value, name: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(value).detach()
-    except Exception:
-        raise Unsupported(f"its aidax facet's {name} is not a tensor") from None
+    return facet_tensor(value, name, facet="aidax", error=Unsupported)
 
 
 def _check(value, name: str, shape: tuple) -> torch.Tensor:
-    t = _tensor(value, name)
-    if tuple(t.shape) != tuple(shape):
-        raise Unsupported(f"its aidax facet's {name} has shape {tuple(t.shape)}, not {tuple(shape)}")
-    return t
+    return facet_tensor(value, name, shape, facet="aidax", error=Unsupported)
 
 
 def _layers(kind: str, layer: dict, head: dict, h: int, inputs: int) -> list[dict]:

@@ -130,7 +130,7 @@ def aidax_dict(run, config: AidaxConfig, mapped: AidaxModel | None = None) -> di
 
 def test_signal(sample_rate: int, input_peak: Optional[float], seconds: float = 3.0) -> np.ndarray:
     """fxforge's guitar-like DI at the run's training level plus 3 dB of headroom."""
-    from fxforge.demo import synth_di
+    from fxforge import synth_di
 
     x = synth_di(seconds, seed=11).astype(np.float64)
     peak = input_peak if isinstance(input_peak, (int, float)) and 0 < input_peak <= 4 else 0.5
@@ -144,7 +144,7 @@ def reference(model, x: np.ndarray, in_skip: int, in_gain_db: float, out_gain_db
     without its residual (AIDA-X adds the input itself when in_skip is 1), with the gains.
     ``knobs`` (len(x), K) are the model's 0..1 knob channels per sample; the pre-roll holds
     their first row, as the check program does."""
-    from fxforge.stream import process
+    from fxforge import stream_process as process
 
     gi, go = _db_to_gain(in_gain_db), _db_to_gain(out_gain_db)
     xg = (np.float32(gi) * x.astype(np.float32)) if gi != 1.0 else x.astype(np.float32)

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from fxforge import FxforgeError
-from fxforge.losses import pre_emphasis
-from fxforge.model import Stage
+from fxforge import pre_emphasis
+from fxforge import Stage
 
 from .config import CabinetConfig
 from .gauge import gauge_penalty
@@ -31,7 +31,7 @@ FFT_MIN_BLOCK = 32  # direct convolution below: cheaper for the tiny blocks of r
 
 
 def read_ir(path: Path, taps: int, sample_rate: int) -> np.ndarray:
-    from fxforge.audio import read_audio
+    from fxforge import read_audio
 
     ir, sr = read_audio(path)
     if sr != sample_rate:
@@ -92,7 +92,7 @@ class CabinetFIR(Stage):
         """Start from the least-squares FIR from the inner model's initial output to the
         target (see :func:`.solver.fit_fir`); a residual model starts near the identity, so
         this is close to the fit from the input itself."""
-        from fxforge.stream import predict_clips
+        from fxforge import predict_clips
 
         n = min(len(x), int(FIT_SECONDS * sample_rate))
         device = self.ir.device

@@ -257,7 +257,7 @@ SILENT_DB = -80.0
 def test_signal(sample_rate: int, seconds: float = 1.0, input_peak: float | None = None) -> np.ndarray:
     """Two different channels (so that per-channel state is checked) of fxforge's guitar-like DI,
     each peaking HEADROOM_DB above the run's training input peak (0.5 when unknown)."""
-    from fxforge.demo import synth_di
+    from fxforge import synth_di
 
     peak = input_peak if isinstance(input_peak, (int, float)) and 0 < input_peak <= 4 else 0.5
     peak *= 10 ** (HEADROOM_DB / 20)
@@ -272,7 +272,7 @@ def test_signal(sample_rate: int, seconds: float = 1.0, input_peak: float | None
 
 def probe_signals(sample_rate: int, level: float) -> list[tuple[str, np.ndarray, int]]:
     """(name, mono signal, index where the input stops): what makes a plugin ring or blow up."""
-    from fxforge.demo import pluck
+    from fxforge import pluck
 
     n, tail = int(0.5 * sample_rate), int(1.0 * sample_rate)
     t = np.arange(n) / sample_rate
@@ -298,11 +298,11 @@ class VerifyResult:
 
 
 def _reference64(model, x: np.ndarray) -> np.ndarray:
-    """The model in float64 (as fxforge.stress runs its probes), 1-D in and out, latency compensated."""
+    """The model in float64 (as fxforge.nn.stress runs its probes), 1-D in and out, latency compensated."""
     import copy
 
     import torch
-    from fxforge.stream import map_state, run_blocks
+    from fxforge import map_state, run_blocks
 
     m64 = copy.deepcopy(model).cpu().double().eval()
     latency = int(getattr(model, "latency", 0))
@@ -349,7 +349,7 @@ def verify_plugin(vst3: Path, model, sample_rate: int, blocks=VERIFY_BLOCKS, con
     from rich.console import Console
     from rich.table import Table
 
-    from fxforge.stream import process
+    from fxforge import stream_process as process
 
     console = console or Console(stderr=True)
     plugin = pedalboard.load_plugin(str(vst3))
@@ -444,7 +444,7 @@ def _verify_lv2_jalv(bundle: Path, uri: str, x: np.ndarray, trust: int, sample_r
     """The LV2 hosted by jalv against the model run on the same silence, then the signal."""
     import torch
 
-    from fxforge.stream import process
+    from fxforge import stream_process as process
 
     from .lv2host import PREROLL, render
 

@@ -118,7 +118,7 @@ def find_parameter(plugin, knob: PluginKnob):
 def _reference(model, x: np.ndarray, knobs: np.ndarray) -> np.ndarray:
     import torch
 
-    from fxforge.stream import process
+    from fxforge import stream_process as process
 
     xt = torch.from_numpy(np.concatenate([x.reshape(-1, 1), knobs.reshape(len(x), -1)], axis=1).astype(np.float32))
     return process(model, xt).numpy()

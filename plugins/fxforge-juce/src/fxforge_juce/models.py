@@ -12,7 +12,7 @@ strings, never from user text.
 A model whose package ships a ``ModelSpec.exports["juce"]`` facet is mapped by it
 instead (see :func:`from_facet`): a third party's model needs no function here, and
 the exporter reads none of its attributes. A model wrapped in stages
-(``fxforge.model.Stage``, ``[model.<stage>]``) maps its inner model as usual and
+(``fxforge.nn.model.Stage``, ``[model.<stage>]``) maps its inner model as usual and
 appends each stage's fragment, which the stage's package ships as its
 ``StageSpec.exports["juce"]`` facet (see :func:`append`).
 """
@@ -455,7 +455,7 @@ def _model_facet(name: str):
 
 
 def map_model(name: str, module: nn.Module) -> RTModel:
-    from fxforge.model import unwrap
+    from fxforge import unwrap
 
     inner, stages = unwrap(module)
     facet = _model_facet(name)

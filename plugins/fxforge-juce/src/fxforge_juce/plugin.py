@@ -92,7 +92,7 @@ def run_knobs(run, rt: RTModel) -> list[PluginKnob]:
     if not listed:
         defaults = getattr(run.model, "knob_defaults", None)
         if defaults is None:  # a model wrapped in stages keeps the buffer on the inner model
-            from fxforge.model import unwrap
+            from fxforge import unwrap
 
             defaults = getattr(unwrap(run.model)[0], "knob_defaults", None)
         values = [float(v) for v in defaults.reshape(-1).tolist()] if defaults is not None else [0.5] * rt.knobs

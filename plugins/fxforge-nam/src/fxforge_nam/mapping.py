@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fxforge.exports import facet_tensor
+
 NAM_PRESET_HINT = 'the wavenet with preset = "nam-wavenet" (--set model.preset=nam-wavenet), NAM\'s standard WaveNet'
 FILM_KEYS = ("conv_pre_film", "conv_post_film", "input_mixin_pre_film", "input_mixin_post_film",
              "activation_pre_film", "activation_post_film", "layer1x1_post_film", "head1x1_post_film")
@@ -63,17 +65,11 @@ def _flat(*tensors: torch.Tensor) -> list[float]:
 
 
 def _tensor(value, name: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(value).detach()
-    except Exception:
-        raise Unsupported(f"its nam facet's {name} is not a tensor") from None
+    return facet_tensor(value, name, facet="nam", error=Unsupported)
 
 
 def _check(value, name: str, shape: tuple) -> torch.Tensor:
-    t = _tensor(value, name)
-    if tuple(t.shape) != tuple(shape):
-        raise Unsupported(f"{name} has shape {tuple(t.shape)}, not {tuple(shape)} as NAM's has there")
-    return t
+    return facet_tensor(value, name, shape, facet="nam", error=Unsupported)
 
 
 def _off_film() -> dict:

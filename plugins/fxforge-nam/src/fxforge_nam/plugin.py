@@ -130,7 +130,7 @@ def _say(console, line: str) -> None:
 
 def test_signal(input_peak: Optional[float], seconds: float = 3.0) -> np.ndarray:
     """fxforge's guitar-like DI at the run's training level plus 3 dB of headroom."""
-    from fxforge.demo import synth_di
+    from fxforge import synth_di
 
     x = synth_di(seconds, seed=11).astype(np.float64)
     peak = input_peak if isinstance(input_peak, (int, float)) and 0 < input_peak <= 4 else 0.5

@@ -15,7 +15,7 @@ import numpy as np
 import pedalboard as pb
 
 from .pair import PairedAudio
-from .schema import DEMO_KINDS
+from ..schema import DEMO_KINDS
 
 SAMPLE_RATE = 48_000
 # Open strings of a guitar in standard tuning, as MIDI notes.

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import FxforgeError
-from .registry import get_registry
+from ..errors import FxforgeError
+from ..registry import get_registry
 
 
 def resolve_device(name: str, where: str = "train.device") -> torch.device:

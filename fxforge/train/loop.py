@@ -15,21 +15,21 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .audio import check_not_silent, load_pair
-from .config import RunConfig
+from ..data.audio import check_not_silent, load_pair
+from ..config import RunConfig
 from .devices import resolve_device
-from .errors import FxforgeError
-from .losses import Loss, metrics
-from .model import contract
-from .registry import get_registry
-from .runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
-from .progress import phase
-from .stream import detach_state, predict_clips
+from ..errors import FxforgeError, Interrupted  # noqa: F401  (fxforge.train.loop.Interrupted, as before)
+from ..nn.losses import Loss, metrics
+from ..nn.model import contract
+from ..registry import get_registry
+from ..runs import RunDir, atomic_save, atomic_write_bytes, build_model, load_weights, safe_load
+from ..progress import phase
+from ..nn.stream import detach_state, predict_clips
 
 log = logging.getLogger("fxforge")
 
@@ -42,14 +42,6 @@ MAX_ROLLBACKS = 5  # roll-backs from a diverged step before the run gives up
 
 class _Diverged(Exception):
     """A non-finite loss: the loop rolls back to the last good state."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C during training: the checkpoint is saved; exit 130."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__(f"interrupted; checkpoint saved. Resume with: fxforge run --resume {run_dir}")
-        self.run_dir = run_dir
 
 
 @dataclass
@@ -99,7 +91,7 @@ class Trainer:
         reg = get_registry()
         self.cfg, self.audio = cfg, audio
         self.setup_seconds = 0.0  # wall time before fit(), set by train(): the budget counts it
-        # data.captures: every setting (fxforge.conditioned.Settings); ``audio`` is then its primary
+        # data.captures: every setting (fxforge.train.conditioned.Settings); ``audio`` is then its primary
         # setting, which the audio-only machinery (stability, plots, report, stress) plays.
         self.settings = settings
         self.setting_results: list[dict] = []
@@ -124,7 +116,7 @@ class Trainer:
         self.sr = audio.sample_rate
         self.stability = None
         if cfg.train.stability.enabled:
-            from .stability import StabilityPenalty
+            from ..nn.stability import StabilityPenalty
 
             stability = StabilityPenalty(self.model, cfg.train.stability, splits["train"][0], self.split["train"][1],
                                          self.sr, cfg.seed, self.device)
@@ -377,9 +369,9 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
 
     Everything that can be wrong with the input is checked before the run
     directory is created, so a refused run leaves nothing behind."""
-    from . import __version__
-    from .config import load_config
-    from .runs import open_run
+    from .. import __version__
+    from ..config import load_config
+    from ..runs import open_run
 
     wall_started = time.perf_counter()
 
@@ -461,21 +453,21 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
     run.write_summary(summary)
     try:
-        from .plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused
+        from ..report.plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused
 
         write_plots(run, trainer)
     except Exception as exc:  # plots are a convenience; never lose a finished run over them
         log.warning("could not draw plots: %s", exc)
-    from .report import report_at_end  # never raises: a page that fails is one warning
+    from ..report import report_at_end  # never raises: a page that fails is one warning
 
     report_at_end(run, trainer, summary)
     return summary
 
 
 def stress_check(run: RunDir, model, sample_rate: int, summary: dict, di) -> dict:
-    """The stress probes (fxforge.stress) on the trained model: the table to stress.json, the
+    """The stress probes (fxforge.nn.stress) on the trained model: the table to stress.json, the
     headline to the summary, and a warning where the model is chaotic inside its training range."""
-    from .stress import stress, warning
+    from ..nn.stress import stress, warning
 
     result = stress(model, sample_rate, summary["target_peak"], di)
     atomic_write_bytes(run.path / "stress.json", (json.dumps(result, indent=2) + "\n").encode())

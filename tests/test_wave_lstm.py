@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from fxforge.stream import predict_clips, process
-from fxforge_wave_lstm.plugin import Segments, SegmentsConfig, WaveLSTM
+from fxforge.nn.stream import predict_clips, process
+from fxforge.builtins.segments import Segments, SegmentsConfig
+from fxforge.builtins.wave_lstm.plugin import WaveLSTM
 
 
 @pytest.mark.parametrize("layers,residual", [(1, True), (2, False)])
@@ -51,7 +52,7 @@ def test_segments_cover_the_split_in_equal_shuffled_pieces():
 # -- knob conditioning ----------------------------------------------------------
 
 from fxforge.testing import check_model  # noqa: E402
-from fxforge_wave_lstm.plugin import WaveGRU  # noqa: E402
+from fxforge.builtins.wave_lstm.plugin import WaveGRU  # noqa: E402
 
 
 @pytest.mark.parametrize("cls", [WaveLSTM, WaveGRU])

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from fxforge.stream import process
-from fxforge_wavenet.plugin import PRESETS, WaveNetConfig, build
+from fxforge.nn.stream import process
+from fxforge.builtins.wavenet.plugin import PRESETS, WaveNetConfig, build
 
 
 @pytest.mark.parametrize("preset", ["nano", "lite"])

@@ -1,16 +1,15 @@
 """Recurrent waveform models: an LSTM (or GRU) over raw samples predicting
 only the change, y = x + Linear(h_t), with its state carried from block to
-block, optionally conditioned on knobs (concatenated to the input, or FiLM); and
-the `segments` provider that cuts the training audio for
-truncated BPTT. Either can end in the core's learned cabinet FIR
-(``[model.cabinet] taps = 256``)."""
+block, optionally conditioned on knobs (concatenated to the input, or FiLM), trained on
+the `segments` provider's cuts (truncated BPTT). Either can end in a stage such as the
+cabinet FIR (``[model.cabinet] taps = 256``, the fxforge-cabinet package)."""
 from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from fxforge import DataConfig, KnobsConfig, ModelConfig, ModelSpec, ProviderSpec, StreamingModel, cut_segments, hookimpl
+from fxforge import KnobsConfig, ModelConfig, ModelSpec, StreamingModel, hookimpl
 
 from . import exports
 
@@ -141,21 +140,6 @@ def _build(cls):
                                cfg.conditioning)
 
 
-class SegmentsConfig(DataConfig):
-    segment: int = Field(9216, gt=0, description="samples per training example (warm-up + TBPTT chunks)")
-
-
-class Segments:
-    """Cuts the training split into equal segments at a random offset each
-    epoch (so boundaries move), shuffled, in batches."""
-
-    def __init__(self, cfg: SegmentsConfig):
-        self.segment = cfg.segment
-
-    def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator):
-        return cut_segments(x, y, self.segment, batch_size, generator)
-
-
 @hookimpl
 def fxforge_register_models(register):
     register(ModelSpec(
@@ -167,8 +151,3 @@ def fxforge_register_models(register):
         GRUConfig, _build(WaveGRU),
         provider="segments", exports={"nam": exports.nam_gru, "aidax": exports.aidax_gru}))
 
-
-@hookimpl
-def fxforge_register_providers(register):
-    register(ProviderSpec("segments", "Equal segments of the training split for truncated BPTT",
-                          SegmentsConfig, lambda cfg, model_cfg: Segments(cfg)))

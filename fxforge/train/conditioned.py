@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .audio import load_pair
-from .errors import FxforgeError
-from .knobs import CaptureSet, Setting
-from .losses import metrics
-from .pair import PairedAudio
-from .model import contract
-from .stream import _pad, predict_clips
+from ..data.audio import load_pair
+from ..errors import FxforgeError
+from ..knobs import CaptureSet, Setting
+from ..nn.losses import metrics
+from ..data.pair import PairedAudio
+from ..nn.model import contract
+from ..nn.stream import _pad, predict_clips
 
 
 def with_knobs(x: torch.Tensor, values) -> torch.Tensor:
@@ -153,7 +153,7 @@ def load_settings(cfg):
     machinery plays). A model without knob inputs is refused in one line."""
     import dataclasses
 
-    from .knobs import read_captures
+    from ..knobs import read_captures
 
     where = cfg.source
     captures = read_captures(cfg.data, where)

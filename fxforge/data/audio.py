@@ -13,9 +13,9 @@ import soundfile as sf
 import torch
 
 from . import align, reamp
-from .dsp import resample  # noqa: F401  (fxforge.audio.resample, as before)
-from .pair import PairedAudio  # noqa: F401  (fxforge.audio.PairedAudio, as before)
-from .errors import FxforgeError
+from .dsp import resample  # noqa: F401  (fxforge.data.audio.resample, as before)
+from .pair import PairedAudio  # noqa: F401  (fxforge.data.audio.PairedAudio, as before)
+from ..errors import FxforgeError
 
 log = logging.getLogger("fxforge")
 
@@ -121,7 +121,7 @@ def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
     """Load ``data.input``/``data.target`` (or the built-in demo) as an aligned pair."""
     if getattr(data, "captures", None) is not None:
         # A captures run's audio-only uses (the report, fxforge check) play its primary setting.
-        from .knobs import read_captures
+        from ..knobs import read_captures
 
         captures = read_captures(data)
         return load_pair(captures.data_for(data, captures.primary), channel_option)
@@ -164,7 +164,7 @@ def load_pair(data, channel_option: str = "data.channel") -> PairedAudio:
                 notes.append(f"validation replicates differ: ESR {esr:.4f}")
     response = None
     if data.latency == "auto":
-        from .progress import phase
+        from ..progress import phase
 
         phase("aligning")
         response = align.estimate_response(x, y, sr_x, max_lag)

@@ -24,8 +24,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import FxforgeError
-from .manifest import KNOB_NAME, MANIFEST_NAME, Knob, Manifest, Target, write_manifest
+from ..errors import FxforgeError
+from ..manifest import KNOB_NAME, MANIFEST_NAME, Knob, Manifest, Target, write_manifest
 
 DRY_NAME = "dry.wav"
 FULL_SCALE = 0.999      # a sample this close to 0 dBFS counts towards clipping

@@ -13,14 +13,16 @@ def _bias(conv):
     return None if conv.bias is None else conv.bias.detach()
 
 
-def nam(module) -> dict:
-    from .plugin import NamWaveNet
+def refuse_layout(module) -> None:
+    """fxforge's own WaveNet layout: not NAM's, refused in one line."""
+    what = "a biased input rechannel, no input mixer, layer buffers that start at zero"
+    if getattr(module, "input_residual", False):
+        what += ", y = x + net(x)"
+    raise ValueError(f"fxforge's wavenet layout is not NAM's ({what}); train {NAM_PRESET_HINT}, which exports exactly")
 
-    if not isinstance(module, NamWaveNet):
-        what = "a biased input rechannel, no input mixer, layer buffers that start at zero"
-        if getattr(module, "input_residual", False):
-            what += ", y = x + net(x)"
-        raise ValueError(f"fxforge's wavenet layout is not NAM's ({what}); train {NAM_PRESET_HINT}, which exports exactly")
+
+def nam(module) -> dict:
+    """A NAM-layout WaveNet (``plugin.NamWaveNet``) as NAM's description."""
     return {
         "architecture": "WaveNet",
         "layer_arrays": [{

@@ -233,7 +233,13 @@ def build(cfg: WaveNetConfig, sample_rate: int):
     return WaveNet(cfg.channels, cfg.stacks, cfg.max_dilation, cfg.kernel_size, cfg.gated, cfg.input_residual)
 
 
+def _nam_facet(module) -> dict:
+    if not isinstance(module, NamWaveNet):
+        exports.refuse_layout(module)
+    return exports.nam(module)
+
+
 @hookimpl
 def fxforge_register_models(register):
     register(ModelSpec("wavenet", "Causal dilated convolutions (gated, residual + skip), streamed with per-layer buffers",
-                       WaveNetConfig, build, provider="segments", exports={"nam": exports.nam}))
+                       WaveNetConfig, build, provider="segments", exports={"nam": _nam_facet}))

@@ -1,0 +1,1 @@
+"""The model contract and what runs a model: losses, block-wise streaming, the stability stream, the stress probes."""

@@ -1,0 +1,1 @@
+"""Training: the loop, a captures run's settings, device selection."""
