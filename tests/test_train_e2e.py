@@ -125,3 +125,22 @@ def test_checkpoint_starts_from_saved_weights(trained_run, workdir):
     first = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
     fresh = json.loads((trained_run / "metrics.jsonl").read_text().splitlines()[0])
     assert first["val_esr"] < fresh["val_esr"]  # it starts where the trained run ended, not from scratch
+
+
+def test_the_core_alone_trains_its_own_default_config(workdir):
+    """With every optional package (plugins/: the STFT LSTM, the cabinet, the exporters)
+    disabled, the built-ins alone resolve and train a wave-lstm run: the segments provider,
+    the cosine scheduler and the auto device are the core's own default plugins."""
+    import json
+
+    optional = "fxforge-aidax,fxforge-cabinet,fxforge-juce,fxforge-nam,fxforge-stft-lstm"
+    env = {"FXFORGE_DISABLE": optional}
+    listed = run_cli("plugins", "--json", cwd=workdir, env=env)
+    assert listed.returncode == 0, listed.stderr
+    packages = {p["package"] for p in json.loads(listed.stdout)["plugins"]}
+    assert not packages & set(optional.split(",")), packages
+    out = run_cli("run", "run.toml", "--set", "train.epochs=1", cwd=workdir, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "warning" not in out.stderr
+    (summary,) = workdir.glob("runs/tiny/*/summary.json")
+    assert json.loads(summary.read_text())["status"] == "finished"
