@@ -160,12 +160,17 @@ def load_settings(cfg):
     fields = type(cfg.model).model_fields
     if "knobs" not in fields or "knob_defaults" not in fields:
         raise FxforgeError(f"{where}: model.name: model '{cfg.model.name}' takes no knob inputs, and data.captures "
-                           f"trains a conditioned model (wave-lstm or gru)")
+                           f"trains a conditioned model (wave-lstm, gru or wavenet)")
     count = len(captures.knobs)
     given = cfg.model.knobs
     if given and given != count:
         raise FxforgeError(f"{where}: model.knobs: {given}, but {captures.path} has {count} knobs "
                            f"({', '.join(k.name for k in captures.knobs)}); leave model.knobs out, the core sets it")
-    model = cfg.model.model_copy(update={"knobs": count, "knob_defaults": list(captures.primary.normalised)})
+    update = {"knobs": count, "knob_defaults": list(captures.primary.normalised)}
+    # The model's Config checks the knobs too (a layout that cannot take them says so)
+    from ..config import validate
+
+    validate(type(cfg.model), {**cfg.model.model_dump(exclude={"stages"}), **update}, where, "model")
+    model = cfg.model.model_copy(update=update)
     cfg = dataclasses.replace(cfg, model=model)
     return Settings(captures, cfg.data), cfg

@@ -15,6 +15,10 @@ summed into the head path, and a 1x1 head rechannel whose output starts the next
 array's head sum; the output is ``head_scale`` times the last one, with no input
 residual. Its streaming state starts where NAM's does: at the network's response
 to silence (NAM pads the start with zeros; its plugin pre-warms on zeros).
+
+Trained on a captures manifest (``data.captures``), the fxforge layout takes the knobs as
+WaveNet's global conditioning: every layer's pre-activation adds a 1x1 projection of the
+knob values, conv(h) + V k, so each layer's gain and bias follow the setting.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from fxforge import ModelConfig, ModelSpec, StreamingModel, hookimpl
+from fxforge import KnobsConfig, ModelConfig, ModelSpec, StreamingModel, hookimpl
 
 from . import exports
 
@@ -45,7 +49,7 @@ NAM_PRESETS = {
 }
 
 
-class WaveNetConfig(ModelConfig):
+class WaveNetConfig(ModelConfig, KnobsConfig):
     preset: Optional[str] = Field("lite", description="nano | lite | standard | large | nam-wavenet (NAM's standard WaveNet, layout nam); explicit keys override it")
     layout: Optional[Literal["fxforge", "nam"]] = Field(None, description="fxforge (one stack, biased rechannel, y = x + net) or nam (NAM's WaveNet layer arrays; exports exactly to .nam); default: the preset's")
     channels: Optional[int] = Field(None, gt=0, le=64, description="channels in the stack (layout fxforge)")
@@ -68,6 +72,9 @@ class WaveNetConfig(ModelConfig):
             object.__setattr__(self, "layout", "nam" if preset in NAM_PRESETS else "fxforge")
         set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731
         if self.layout == "nam":
+            if self.knobs:
+                raise ValueError("knob conditioning needs layout fxforge (NAM's WaveNet and its .nam file take the "
+                                 "audio alone); set layout = \"fxforge\" or a preset such as lite")
             if self.channels is not None:
                 raise ValueError("channels is for layout fxforge; layout nam takes arrays = [16, 8] (one width per layer array)")
             if self.input_residual:
@@ -96,28 +103,40 @@ class WaveNetConfig(ModelConfig):
 
 
 class Layer(nn.Module):
-    def __init__(self, channels: int, kernel: int, dilation: int, gated: bool):
+    def __init__(self, channels: int, kernel: int, dilation: int, gated: bool, knobs: int = 0):
         super().__init__()
         self.gated = gated
         self.context = dilation * (kernel - 1)
         self.conv = nn.Conv1d(channels, 2 * channels if gated else channels, kernel, dilation=dilation)
         self.mix = nn.Conv1d(channels, channels, 1)
+        # global conditioning: the knobs' own projection into this layer's pre-activation
+        self.cond = nn.Conv1d(knobs, self.conv.out_channels, 1, bias=False) if knobs else None
 
-    def forward(self, x, past):
+    def forward(self, x, past, knobs=None):
         full = torch.cat([past, x], dim=2)
         h = self.conv(full)
+        if self.cond is not None:
+            h = h + self.cond(knobs)
         z = torch.tanh(h[:, : h.shape[1] // 2]) * torch.sigmoid(h[:, h.shape[1] // 2 :]) if self.gated else torch.tanh(h)
         return x + self.mix(z), z, full[:, :, full.shape[2] - self.context :]
 
 
 class WaveNet(StreamingModel):
-    """(batch, time, 1) -> (batch, time, 1); state: per-layer input tails."""
+    """(batch, time, 1 [+ knobs]) -> (batch, time, 1); state: per-layer input tails.
 
-    def __init__(self, channels=8, stacks=1, max_dilation=512, kernel_size=3, gated=True, input_residual=True):
+    With knobs, channels 1.. of the input are the knob values (0..1); given the audio
+    channel alone it plays ``knob_defaults`` (a buffer, so a run's weights carry it)."""
+
+    def __init__(self, channels=8, stacks=1, max_dilation=512, kernel_size=3, gated=True, input_residual=True,
+                 knobs=0, knob_defaults=None):
         super().__init__()
         dilations = [2**i for i in range(max_dilation.bit_length())] * stacks
+        self.knobs = int(knobs)
+        if self.knobs:  # an unconditioned model keeps the state_dict older runs saved
+            default = list(knob_defaults) if knob_defaults else [0.5] * self.knobs
+            self.register_buffer("knob_defaults", torch.tensor(default, dtype=torch.float32))
         self.rechannel = nn.Conv1d(1, channels, 1)
-        self.layers = nn.ModuleList(Layer(channels, kernel_size, d, gated) for d in dilations)
+        self.layers = nn.ModuleList(Layer(channels, kernel_size, d, gated, self.knobs) for d in dilations)
         self.head = nn.Conv1d(channels, 1, 1)
         self.input_residual = input_residual
         self.channels = channels
@@ -126,12 +145,24 @@ class WaveNet(StreamingModel):
     def initial_state(self, batch: int, device=None):
         return [torch.zeros(batch, self.channels, layer.context, device=device) for layer in self.layers]
 
+    def _split(self, x):
+        """(audio (B, T, 1), knobs (B, K, T) or None) from the input."""
+        audio = x[..., :1]
+        if not self.knobs:
+            return audio, None
+        if x.shape[-1] == 1:
+            return audio, self.knob_defaults.to(x.dtype).reshape(1, -1, 1).expand(x.shape[0], -1, x.shape[1])
+        if x.shape[-1] != 1 + self.knobs:
+            raise ValueError(f"expected 1 + {self.knobs} input channels (audio, knobs), got {x.shape[-1]}")
+        return audio, x[..., 1:].transpose(1, 2)
+
     def forward(self, x, state):
+        x, knobs = self._split(x)
         h = self.rechannel(x.transpose(1, 2))
         skip = 0
         new_state = []
         for layer, past in zip(self.layers, state):
-            h, z, tail = layer(h, past)
+            h, z, tail = layer(h, past, knobs)
             skip = skip + z
             new_state.append(tail)
         y = self.head(skip).transpose(1, 2)
@@ -230,7 +261,8 @@ class NamWaveNet(StreamingModel):
 def build(cfg: WaveNetConfig, sample_rate: int):
     if cfg.layout == "nam":
         return NamWaveNet(cfg.arrays, cfg.stacks, cfg.max_dilation, cfg.kernel_size, cfg.gated, cfg.head_scale)
-    return WaveNet(cfg.channels, cfg.stacks, cfg.max_dilation, cfg.kernel_size, cfg.gated, cfg.input_residual)
+    return WaveNet(cfg.channels, cfg.stacks, cfg.max_dilation, cfg.kernel_size, cfg.gated, cfg.input_residual,
+                   cfg.knobs, cfg.knob_defaults)
 
 
 def _nam_facet(module) -> dict:

@@ -259,6 +259,9 @@ def wavenet(module: nn.Module) -> RTModel:
     head are matrix products over all the block's samples (channels x samples),
     which is what makes it fast. The last layer's ``mix`` feeds nothing and is skipped.
     """
+    if int(getattr(module, "knobs", 0) or 0):
+        raise Unsupported("a knob-conditioned WaveNet has no JUCE mapping yet (the conditioned LSTM and GRU have "
+                          "one: model.name = \"wave-lstm\")")
     layers = getattr(module, "layers", None)
     rechannel, head = getattr(module, "rechannel", None), getattr(module, "head", None)
     if not isinstance(layers, nn.ModuleList) or not len(layers) or not isinstance(rechannel, nn.Conv1d):
