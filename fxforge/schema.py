@@ -155,6 +155,8 @@ class TrainConfig(Section):
     val_clip_seconds: float = Field(2.0, gt=0, description="validation/test audio is run as clips this long, in parallel")
     patience: Optional[int] = Field(None, gt=0, description="stop after this many validations without improvement")
     stress: bool = Field(True, description="run the stress probes on the finished model (fxforge check)")
+    report: bool = Field(True, description="draw plots/*.png and write report.html when the run finishes "
+                         "(fxforge report RUN writes the page later)")
     stability: StabilityConfig = Field(default_factory=StabilityConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
 

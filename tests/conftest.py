@@ -94,6 +94,7 @@ warmup = 256
 val_clip_seconds = 0.5
 stress = false       # the stress probes cost seconds a run; tests/test_stress.py runs them
 stability.enabled = false  # the stress stream slows training; tests/test_stability.py runs it
+report = false       # plots and report.html cost more than the training; trained_run and tests/test_report.py draw them
 """
 
 
@@ -121,7 +122,7 @@ def trained_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("trained")
     write_pair(folder)
     write_config(folder)
-    out = run_cli("run", "run.toml", cwd=folder)
+    out = run_cli("run", "run.toml", "--set", "train.report=true", cwd=folder)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (folder / "runs" / "tiny").iterdir()
     return run_dir

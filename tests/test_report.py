@@ -24,7 +24,7 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     write_pair(folder)
     write_config(folder)
-    out = run_cli("run", "run.toml", cwd=folder)
+    out = run_cli("run", "run.toml", "--set", "train.report=true", cwd=folder)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (folder / "runs" / "tiny").iterdir()
     return run_dir, out

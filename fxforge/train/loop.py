@@ -452,6 +452,13 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
         phase("stress check")
         summary["stress"] = stress_check(run, trainer.model, audio.sample_rate, summary, trainer.split["test"][0].numpy())
     run.write_summary(summary)
+    if cfg.train.report:
+        write_figures(run, trainer, summary)
+    return summary
+
+
+def write_figures(run: RunDir, trainer: Trainer, summary: dict) -> None:
+    """plots/*.png and report.html of a finished run."""
     try:
         from ..report.plots import write_plots  # matplotlib: seconds to import, so not before a run can be refused
 
@@ -461,7 +468,6 @@ def train(cfg: RunConfig | None = None, runs_dir: Path = Path("runs"), resume: P
     from ..report import report_at_end  # never raises: a page that fails is one warning
 
     report_at_end(run, trainer, summary)
-    return summary
 
 
 def stress_check(run: RunDir, model, sample_rate: int, summary: dict, di) -> dict:
