@@ -82,6 +82,10 @@ def test_a_conditioned_run_gets_one_parameter_per_knob(tmp_path):
     assert "knobSmoothers[(size_t) j].getNextValue()" in processor
     assert "SmoothedValue<float, juce::ValueSmoothingTypes::Linear>" in (project.dir / "Source/PluginProcessor.h").read_text()
     assert "state.copyState()" in processor
+    # The project's README lists the knobs: name, parameter ID, range and default.
+    readme = (project.dir / "README.md").read_text()
+    assert "## Knobs" in readme
+    assert "| gain | `gain` | 0 .. 10 | 4 |" in readme and "| tone | `tone` | -12 .. 12 | 1.5 |" in readme
 
 
 def test_film_maps_the_knob_network(tmp_path):
@@ -101,6 +105,7 @@ def test_an_unconditioned_run_gets_no_knobs(tmp_path):
     assert "kCount = 0;" in (project.dir / "Source/FxforgeKnobs.h").read_text()
     assert "kKnobs" not in (project.dir / "Source/FxforgeModel.h").read_text()
     assert json.loads((project.dir / "fxforge_export.json").read_text())["knobs"] == []
+    assert "## Knobs" not in (project.dir / "README.md").read_text()
 
 
 def test_knob_names_that_are_taken_or_odd_are_renamed(tmp_path):

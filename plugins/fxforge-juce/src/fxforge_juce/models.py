@@ -254,10 +254,13 @@ def wavenet(module: nn.Module) -> RTModel:
     """``rechannel`` 1x1 -> layers (dilated ``conv``, gate, 1x1 ``mix`` back into the stack, the
     activation summed into the skip path) -> 1x1 ``head`` of the skip sum [+ x].
 
-    Block-wise (``FxforgeWaveNet.h``): each layer is a ``fxforge::wavenet::Layer``
-    holding its past inputs; per block every conv tap, the gate, the mix and the
-    head are matrix products over all the block's samples (channels x samples),
-    which is what makes it fast. The last layer's ``mix`` feeds nothing and is skipped.
+    Block-wise: the C++ class template ``fxforge::wavenet::Net<C, InputResidual, Layer...>``
+    (``FxforgeWaveNet.h``) is the whole family's wiring; this writes only its type parameters
+    (channels, and per layer ``wavenet::Layer<C, kernel, dilation, gated>``) and the weights,
+    which it reads by their state-dict names. Each layer holds its past inputs; per block
+    every conv tap, the gate, the mix and the head are matrix products over all the block's
+    samples (channels x samples), which is what makes it fast. The last layer's ``mix``
+    feeds nothing and is skipped.
     """
     if int(getattr(module, "knobs", 0) or 0):
         raise Unsupported("a knob-conditioned WaveNet has no JUCE mapping yet (the conditioned LSTM and GRU have "
@@ -276,23 +279,7 @@ def wavenet(module: nn.Module) -> RTModel:
         "head.weight": _tensor(head.weight[:, :, 0]),
         "head.bias": _tensor(head.bias),
     }
-    members = [f"Eigen::Matrix<float, {c}, 1> rechannelW, rechannelB;",
-               f"Eigen::Matrix<float, 1, {c}> headW;", "float headB = 0.0f;",
-               # Scratch over a chunk: the stack h, the skip sum, the activation z, x and y.
-               f"wavenet::Block<{c}> h = wavenet::scratch<{c}>(), skip = wavenet::scratch<{c}>(), "
-               f"z = wavenet::scratch<{c}>();",
-               "wavenet::Block<1> xs = wavenet::scratch<1>(), ys = wavenet::scratch<1>();"]
-    loaders = [f'wavenet::loadMatrix<{c}, 1> (json, "rechannel.weight", rechannelW);',
-               f'wavenet::loadVector<{c}> (json, "rechannel.bias", rechannelB);',
-               f'wavenet::loadMatrix<1, {c}> (json, "head.weight", headW);',
-               'headB = json.at ("head.bias").at (0).get<float>();']
-    resets = []
-    block = ["auto x = xs.leftCols (n);",
-             "x = Eigen::Map<const Eigen::RowVectorXf> (in, n); // copied first: in may equal out",
-             "h.leftCols (n).noalias() = rechannelW * x;",
-             "h.leftCols (n).colwise() += rechannelB;",
-             "skip.leftCols (n).setZero();"]
-    dilations, widths = [], set()
+    kinds, dilations = [], []
     for i, layer in enumerate(layers):
         conv, mix, gated = getattr(layer, "conv", None), getattr(layer, "mix", None), bool(getattr(layer, "gated", False))
         width = 2 * c if gated else c
@@ -304,28 +291,21 @@ def wavenet(module: nn.Module) -> RTModel:
         if not last:
             _pointwise(mix, c, c, f"layers.{i}.mix")
         dilations.append(d)
-        widths.add(width)
-        members.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}> layer{i};")
-        loaders.append(f'layer{i}.load (json, "layers.{i}.", {"false" if last else "true"});')
-        resets.append(f"layer{i}.reset();")
+        kinds.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}>")
         weights[f"layers.{i}.conv.weight"] = _tensor(conv.weight)
         weights[f"layers.{i}.conv.bias"] = _tensor(conv.bias)
-        if not last:
+        if not last:  # the last layer's mix feeds nothing (wavenet::Net loads none)
             weights[f"layers.{i}.mix.weight"] = _tensor(mix.weight[:, :, 0])
             weights[f"layers.{i}.mix.bias"] = _tensor(mix.bias)
-        block.append(f"layer{i}.process (h, skip, a{width}, z, n);")
-    members += [f"wavenet::Block<{w}> a{w} = wavenet::scratch<{w}>(); // pre-activation, {w} rows"
-                for w in sorted(widths)]
     residual = bool(getattr(module, "input_residual", False))
-    block += ["auto y = ys.leftCols (n);",
-              "y.noalias() = headW * skip.leftCols (n);",
-              "y.array() += headB;"]
-    block += ["y += x;"] if residual else []
-    block += ["Eigen::Map<Eigen::RowVectorXf> (out, n) = y;"]
+    # The wiring is the C++ class template wavenet::Net (FxforgeWaveNet.h): only its type parameters here.
+    net = (f"wavenet::Net<{c}, {'true' if residual else 'false'},\n        "
+           + ",\n        ".join(kinds) + "> net;")
     gate = "gated" if getattr(layers[0], "gated", False) else "tanh"
     arch = (f"WaveNet {len(layers)} layers x {c} ch ({gate}, kernel {layers[0].conv.kernel_size[0]}, "
             f"dilations {min(dilations)}..{max(dilations)})" + (" + input (residual)" if residual else ""))
-    return RTModel(members, loaders, [], weights, residual, arch, resets, block=block)
+    return RTModel(members=[net], loaders=["net.load (json);"], body=[], weights=weights, residual=residual,
+                   architecture=arch, resets=["net.reset();"], block=["net.process (in, out, n);"])
 
 
 # ---------------------------------------------------------------- facets
