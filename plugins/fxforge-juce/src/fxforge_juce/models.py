@@ -138,9 +138,8 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
         layers.append(f"RTNeural::{cpp_layer}<float, {inputs if k == 0 else h}, {h}>")
         loaders.append(f'RTNeural::torch_helpers::{loader}<float> (json, "{attr}.", net.get<{k}>(), {bias}, {k});')
     head_bias = "true" if head.bias is not None else "false"
-    head_layer = f"RTNeural::DenseT<float, {h}, 1, {head_bias}>"
     if film is None:
-        layers.append(head_layer)
+        layers.append(f"RTNeural::DenseT<float, {h}, 1, {head_bias}>")
         loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "head.", net.get<{rnn.num_layers}>(), {head_bias});')
 
     residual = bool(getattr(module, "residual", False))
@@ -151,68 +150,23 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
     weights = _embedded(module, prefixes)
     members, resets = [f"{net_type} net;"], ["net.reset();"]
     knob_update: list[str] = []
+    # The knob wiring is a C++ class template (FxforgeGlue.h: ConcatKnobs, FilmKnobs); only its
+    # type parameters here. It loads knob_defaults (and the FiLM network and the head) itself.
     if not knobs:
         body = ["float in[1] = { x };", "float y = net.forward (in);"]
     elif film is None:
         arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input"
-        members += [f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, knobs (0..1)]"]
-        loaders += [f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
-                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
-        knob_update = [f"for (int j = 0; j < {knobs}; ++j)", "    xin[1 + j] = k[j];"]
-        body = ["xin[0] = x;", "float y = net.forward (xin);"]
+        members.append(f"ConcatKnobs<{knobs}> concat; // [x, knobs (0..1)]")
+        loaders.append("concat.load (json);")
+        knob_update = ["concat.set (k);"]
+        body = ["float y = net.forward (concat.input (x));"]
     else:
         width, features = film
         arch += f", FiLM of {knobs} knob{'s' * (knobs > 1)} ({knobs}-{width}-{features} tanh)"
-        members += [
-            f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, x * phi, phi]",
-            f"Eigen::Matrix<float, {width}, {knobs}> film0W; Eigen::Matrix<float, {width}, 1> film0B, film0Out;",
-            f"Eigen::Matrix<float, {features}, {width}> film2W; Eigen::Matrix<float, {features}, 1> film2B, phi;",
-            f"Eigen::Matrix<float, {2 * h}, {features}> filmHeadW; Eigen::Matrix<float, {2 * h}, 1> filmHeadB, film;",
-            f"Eigen::Matrix<float, {h}, 1> gain, shift, filmed; // 1 + gamma, beta",
-            f"Eigen::Matrix<float, {knobs}, 1> knobNow = Eigen::Matrix<float, {knobs}, 1>::Constant (-1.0f);",
-            f"{head_layer} head;",
-        ]
-        loaders += [f'RTNeural::torch_helpers::loadDense<float> (json, "head.", head, {head_bias});',
-                    f'wavenet::loadMatrix<{width}, {knobs}> (json, "film.0.weight", film0W);',
-                    f'wavenet::loadVector<{width}> (json, "film.0.bias", film0B);',
-                    f'wavenet::loadMatrix<{features}, {width}> (json, "film.2.weight", film2W);',
-                    f'wavenet::loadVector<{features}> (json, "film.2.bias", film2B);',
-                    f'wavenet::loadMatrix<{2 * h}, {features}> (json, "film_head.weight", filmHeadW);',
-                    f'wavenet::loadVector<{2 * h}> (json, "film_head.bias", filmHeadB);',
-                    f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
-                    "knobNow.setConstant (-1.0f); // recompute the FiLM below",
-                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
-        knob_update = [
-            "bool same = true;",
-            f"for (int j = 0; j < {knobs}; ++j)",
-            "    same = same && knobNow (j) == k[j];",
-            "if (same)",
-            "    return; // FiLM of these values already computed",
-            f"for (int j = 0; j < {knobs}; ++j)",
-            "    knobNow (j) = k[j];",
-            # std::tanh per element, as torch.tanh (Eigen's vectorised tanh is an approximation).
-            "film0Out.noalias() = film0W * knobNow;",
-            f"for (int j = 0; j < {width}; ++j)",
-            "    film0Out (j) = std::tanh (film0Out (j) + film0B (j));",
-            "phi.noalias() = film2W * film0Out;",
-            f"for (int j = 0; j < {features}; ++j)",
-            "    phi (j) = std::tanh (phi (j) + film2B (j));",
-            "film.noalias() = filmHeadW * phi;",
-            "film += filmHeadB;",
-            f"gain = film.template head<{h}>().array() + 1.0f;",
-            f"shift = film.template tail<{h}>();",
-            f"for (int j = 0; j < {features}; ++j)",
-            f"    xin[{1 + features} + j] = phi (j);",
-        ]
-        body = ["xin[0] = x;",
-                f"for (int j = 0; j < {features}; ++j)",
-                "    xin[1 + j] = x * phi (j);",
-                "net.forward (xin);",
-                f"filmed = Eigen::Map<const Eigen::Matrix<float, {h}, 1>> (net.getOutputs()).cwiseProduct (gain) + shift;",
-                "head.forward (filmed);",
-                "float y = head.outs (0);"]
-    if knobs:
-        members.append(f"Eigen::Matrix<float, {knobs}, 1> knobDefaults = Eigen::Matrix<float, {knobs}, 1>::Zero();")
+        members.append(f"FilmKnobs<{knobs}, {width}, {features}, {h}, {head_bias}> film; // [x, x * phi, phi], the head")
+        loaders.append("film.load (json);")
+        knob_update = ["film.set (k);"]
+        body = ["net.forward (film.input (x));", "float y = film.output (net.getOutputs());"]
     return RTModel(
         members=members,
         loaders=loaders,

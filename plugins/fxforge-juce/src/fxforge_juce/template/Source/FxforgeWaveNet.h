@@ -8,6 +8,8 @@
 
 #include <RTNeural/RTNeural.h> // Eigen and nlohmann::json
 
+#include "FxforgeGlue.h" // loadMatrix, loadVector
+
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -30,23 +32,9 @@ inline Block<R> scratch()
     return Block<R>::Zero (R, kMaxBlock);
 }
 
-/** A 2-D tensor of the state dict (nested lists, PyTorch's row-major order). */
-template <int R, int C>
-inline void loadMatrix (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, C>& m)
-{
-    const auto w = json.at (key).get<std::vector<std::vector<float>>>();
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c)
-            m (r, c) = w.at ((size_t) r).at ((size_t) c);
-}
-
-template <int R>
-inline void loadVector (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, 1>& v)
-{
-    const auto w = json.at (key).get<std::vector<float>>();
-    for (int r = 0; r < R; ++r)
-        v (r) = w.at ((size_t) r);
-}
+// The state dict's readers (FxforgeGlue.h), also as wavenet::loadMatrix / wavenet::loadVector.
+using fxforge::loadMatrix;
+using fxforge::loadVector;
 
 /** One layer: dilated conv (C -> W = 2C gated, else C; kernel K, dilation D), gate or tanh,
     the activation added to the skip sum and, unless it is the last layer, a 1x1 mix
