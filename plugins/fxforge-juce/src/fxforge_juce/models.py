@@ -9,6 +9,14 @@ WaveNet, the statements that turn ``n`` samples of ``in`` into ``out``), and the
 tensors to embed. Everything that reaches C++ is built from integers and fixed
 strings, never from user text.
 
+A family's wiring belongs in C++, as a class template in the project template's
+``Source/`` (``fxforge_juce/template/Source``), and its mapper writes only the type's
+parameters and the weights: the recurrent models are RTNeural's ``ModelT<...>`` with their
+knobs through ``fxforge::ConcatKnobs<K>`` or ``fxforge::FilmKnobs<K, W, F, H, bias>``
+(``FxforgeGlue.h``), the WaveNet is ``fxforge::wavenet::Net<C, residual, Layer<C, K, D,
+gated>...>`` (``FxforgeWaveNet.h``). Those lines land in ``Source/FxforgeModel.h.in`` and
+the ``fragments/*.in`` around it (``generate.py``).
+
 A model whose package ships a ``ModelSpec.exports["juce"]`` facet is mapped by it
 instead (see :func:`from_facet`): a third party's model needs no function here, and
 the exporter reads none of its attributes. A model wrapped in stages
