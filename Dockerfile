@@ -12,7 +12,6 @@ WORKDIR /opt/fxforge
 COPY pyproject.toml README.md ./
 COPY fxforge ./fxforge
 COPY plugins ./plugins
-COPY juce ./juce
 COPY configs ./configs
 
 # The pinned torch/torchaudio pair from PyPI (the pair the tests run on; it also runs on CUDA GPUs,

@@ -5,8 +5,9 @@
 Real-time factor = seconds of 48 kHz mono audio processed per second of CPU
 time on one core, at block sizes 64 and 512, measured three ways:
 
-- ``cpp``: fxforge_bench, a JUCE-free host compiled from the generated model
-  header: the exact per-sample loop of processBlock, no host overhead.
+- ``cpp``: bench/fxforge_bench.cpp, a JUCE-free host compiled against the generated model
+  header with the flags of the plugin's build (AVX2/FMA or not, as its CMake cache says):
+  the model's block API as processBlock calls it, no host overhead.
 - ``plugin``: the built VST3 driven by pedalboard (processBlock + host glue).
 - ``torch``: ``fxforge.nn.stream.process`` with one thread, the same blocks.
 
@@ -121,7 +122,7 @@ def main() -> int:
     config = JuceConfig(out=args.out, name=args.name, formats=args.formats, jobs=args.jobs, portable=args.portable)
     project = generate(run, config)
     t0 = time.monotonic()
-    artifacts = build_project(project.dir, config, console=console, extra_cmake_args=["-DFXFORGE_BENCH=ON"])
+    artifacts = build_project(project.dir, config, console=console)
     wall = time.monotonic() - t0
     times = json.loads((project.dir / "build" / "fxforge-build-times.json").read_text())
     vst3 = artifacts["VST3"]
@@ -134,8 +135,14 @@ def main() -> int:
     cache = (project.dir / "build" / "CMakeCache.txt").read_text(errors="replace")
     avx = "RTNEURAL_USE_AVX:BOOL=ON" in cache
 
-    # C++ host: the processBlock loop without JUCE or a host.
+    # C++ host: the processBlock loop without JUCE or a host, with the flags of the plugin's build.
+    from bench_plugin_models import BENCH_SOURCE, OUR_FLAGS, compile_cmd, find_cxx
+
+    rt = Path(os.environ["FXFORGE_RTNEURAL_DIR"])
     bench_exe = project.dir / "build" / "fxforge_bench"
+    compile_cmd(find_cxx(None), OUR_FLAGS["avx2" if avx else "portable"], [str(BENCH_SOURCE)],
+                [project.dir / "Source", rt, rt / "RTNeural", rt / "modules" / "Eigen", rt / "modules" / "json"],
+                bench_exe)
     out = subprocess.run(one_core([str(bench_exe), str(project.dir / "Resources" / "model_weights.json"), str(SR),
                                    str(args.seconds), *map(str, BLOCKS)]), capture_output=True, text=True, check=True)
     cpp = {int(k): v for k, v in json.loads(out.stdout)["rtf"].items()}

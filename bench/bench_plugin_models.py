@@ -6,9 +6,9 @@
 Real-time factor (RTF) = seconds of 48 kHz mono audio processed per CPU second
 on one thread. Higher is better; 1 = just real time.
 
-Ours: for each model `fxforge_juce.plugin.generate` writes the plugin project and
-its JUCE-free `bench/fxforge_bench.cpp` (the model's block API, called on each
-block of 64 as processBlock calls it); it is compiled here with the C++ compiler directly, twice:
+Ours: for each model `fxforge_juce.plugin.generate` writes the plugin project, and
+`bench/fxforge_bench.cpp` (JUCE-free: the model's block API, called on each block of
+64 as processBlock calls it) is compiled against its Source/ with the C++ compiler directly, twice:
 
   avx2:     -O3 -DNDEBUG -mavx2 -mfma -DRTNEURAL_USE_EIGEN=1 -DRTNEURAL_DEFAULT_ALIGNMENT=32
             -DRTNEURAL_AVX_ENABLED=1   (what the plugin's CMake Release build uses on x86-64)
@@ -63,6 +63,7 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "plugin_models.json"
+BENCH_SOURCE = ROOT / "bench" / "fxforge_bench.cpp"  # compiled against a generated project's Source/
 SR = 48_000
 BLOCK = 64
 
@@ -174,7 +175,7 @@ def prepare_ours(name: str, spec, args, cxx: str, rt: Path) -> tuple[dict, dict]
            "params": nparams(model), "architecture": project.rt.architecture, "rtf64": {}, "compile_s": {}}
     weights = out / "Resources" / "model_weights.json"
     includes = [out / "Source", rt, rt / "RTNeural", rt / "modules" / "Eigen", rt / "modules" / "json"]
-    sources = sorted((out / "Source").glob("*.h")) + [out / "bench" / "fxforge_bench.cpp"]
+    sources = sorted((out / "Source").glob("*.h")) + [BENCH_SOURCE]
     measures = {}
     for variant in args.variants:
         key = hashlib.sha1(json.dumps([OUR_FLAGS[variant], cxx, str(rt)]).encode()
@@ -183,7 +184,7 @@ def prepare_ours(name: str, spec, args, cxx: str, rt: Path) -> tuple[dict, dict]
         exe.parent.mkdir(parents=True, exist_ok=True)
         try:
             row["compile_s"][variant] = None if exe.is_file() else compile_cmd(
-                cxx, OUR_FLAGS[variant], [str(out / "bench" / "fxforge_bench.cpp")], includes, exe)
+                cxx, OUR_FLAGS[variant], [str(BENCH_SOURCE)], includes, exe)
         except RuntimeError as e:
             row["rtf64"][variant] = {"error": str(e)}
             print(f"  {name} [{variant}]: {str(e).splitlines()[0]}", file=sys.stderr)

@@ -129,11 +129,14 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 def compile_render_tool(cxx: str, rtneural: Path, project_dir: Path, exe: Path) -> None:
-    """Compile an exported JUCE project's bench/fxforge_render.cpp (the generated model without
-    JUCE) against an RTNeural checkout, as the render tests run it; no allocation in the model."""
+    """Compile fxforge-juce's JUCE-free render tool (fxforge_juce/check/fxforge_render.cpp) against
+    an exported JUCE project's generated model and an RTNeural checkout, as the render tests run
+    it; no allocation in the model."""
+    from fxforge_juce.build import RENDER_SOURCE
+
     rt, project_dir = Path(rtneural), Path(project_dir)
     subprocess.run([cxx, "-O2", "-std=c++17", "-DEIGEN_RUNTIME_NO_MALLOC", "-DRTNEURAL_USE_EIGEN=1",
                     "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
                     f"-I{project_dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
-                    f"-I{rt / 'modules/json'}", str(project_dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
+                    f"-I{rt / 'modules/json'}", str(RENDER_SOURCE), "-o", str(exe)],
                    check=True)

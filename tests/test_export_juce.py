@@ -63,8 +63,11 @@ def test_generated_project(tmp_path, num_layers, residual):
     for rel in ["CMakeLists.txt", "fxforge_plugin.cmake", "README.md", "fxforge_export.json",
                 "Source/PluginProcessor.cpp", "Source/PluginProcessor.h", "Source/PluginEditor.cpp",
                 "Source/PluginEditor.h", "Source/FxforgeModel.h", "Source/FxforgeInfo.h",
-                "Resources/model_weights.json", "bench/fxforge_bench.cpp", "cmake/check_avx2.cpp"]:
+                "Resources/model_weights.json", "cmake/check_avx2.cpp"]:
         assert (project.dir / rel).is_file(), rel
+    # The benchmark and render tools are not part of a project, nor are the template's *.in files.
+    assert not (project.dir / "bench").exists()
+    assert not list(project.dir.rglob("*.in"))
     header = (project.dir / "Source/FxforgeModel.h").read_text()
     assert "RTNeural::LSTMLayerT<float, 1, 8>" in header
     assert header.count("LSTMLayerT<float, 8, 8>") == num_layers - 1
@@ -121,7 +124,10 @@ def test_hostile_names_are_sanitised(tmp_path, hostile):
     # The static C++/CMake is copied byte for byte: no run text is substituted into it.
     from fxforge_juce.generate import template_dir
 
-    for rel in ["CMakeLists.txt", "Source/PluginProcessor.cpp", "Source/PluginEditor.cpp"]:
+    static = [p.relative_to(template_dir()) for p in template_dir().rglob("*") if p.is_file() and p.suffix != ".in"]
+    assert {"CMakeLists.txt", "Source/PluginProcessor.cpp", "Source/PluginEditor.cpp",
+            "Source/FxforgeWaveNet.h"} <= {str(rel) for rel in static}
+    for rel in static:
         assert (project.dir / rel).read_bytes() == (template_dir() / rel).read_bytes()
 
 
@@ -136,17 +142,21 @@ def test_gru_mapping(tmp_path):
 
 
 def test_wavenet_mapping(tmp_path):
-    """Each dilated conv is a block-wise wavenet::Layer with its dilation; 1x1 convs are stored 2-D."""
+    """The WaveNet is the C++ class template wavenet::Net: the export writes its type parameters
+    (channels, residual, each layer's kernel, dilation and gate) and the weights, 1x1 convs 2-D."""
     model = WaveNet(channels=4, stacks=2, max_dilation=8, gated=True)
     project = generate(fake_run(model_name="wavenet", model=model), JuceConfig(out=tmp_path / "p"))
     header = (project.dir / "Source/FxforgeModel.h").read_text()
-    dilations = [int(d) for d in re.findall(r"wavenet::Layer<4, 3, (\d+), true> layer\d+;", header)]
-    assert dilations == [1, 2, 4, 8] * 2
-    assert header.count("layer7.load (json, \"layers.7.\", false);") == 1  # the last layer's mix feeds nothing
-    assert header.count(", true);") == 7
-    assert header.count("process (h, skip, a8, z, n);") == 8
+    net = re.search(r"wavenet::Net<4, true,((?:\s*wavenet::Layer<\d+, \d+, \d+, (?:true|false)>,?)+)> net;", header)
+    assert net, header
+    layers = re.findall(r"wavenet::Layer<(\d+), (\d+), (\d+), (true|false)>", net[1])
+    assert layers == [("4", "3", str(d), "true") for d in [1, 2, 4, 8] * 2]
+    assert "net.load (json);" in header and "net.reset();" in header and "net.process (in, out, n);" in header
     assert "void process (const float* in, float* out, int n) noexcept" in header
-    assert "y += x;" in header
+    plain = WaveNet(channels=3, stacks=1, max_dilation=4, kernel_size=2, gated=False, input_residual=False)
+    other = generate(fake_run(model_name="wavenet", model=plain), JuceConfig(out=tmp_path / "q"))
+    assert re.search(r"wavenet::Net<3, false,\s*wavenet::Layer<3, 2, 1, false>,\s*wavenet::Layer<3, 2, 2, false>,"
+                     r"\s*wavenet::Layer<3, 2, 4, false>> net;", (other.dir / "Source/FxforgeModel.h").read_text())
     assert (project.dir / "Source/FxforgeWaveNet.h").is_file()
     doc = json.loads((project.dir / "Resources/model_weights.json").read_text())
     assert torch.equal(torch.tensor(doc["layers.3.mix.weight"]), model.layers[3].mix.weight[:, :, 0])
@@ -326,7 +336,7 @@ CPP_RENDER_SKIP = "needs a C++ compiler and FXFORGE_RTNEURAL_DIR (an RTNeural ch
 def render_error(tmp_path: Path, project_dir: Path, model: nn.Module, blocks: tuple[int, ...] = (),
                  label: str = "") -> float:
     """Max |C++ - PyTorch| of an exported project's FxforgeModel.h compiled without JUCE
-    (bench/fxforge_render.cpp), fed in blocks cycling through ``blocks`` (default 1, 17, 64,
+    (fxforge_juce/check/fxforge_render.cpp), fed in blocks cycling through ``blocks`` (default 1, 17, 64,
     512, 4096). Built with EIGEN_RUNTIME_NO_MALLOC and assertions on, so a heap allocation by
     Eigen inside process() aborts the render. Skips without a compiler and RTNeural."""
     rt, cxx = _rtneural_dir(), shutil.which("g++") or shutil.which("clang++")
@@ -394,10 +404,7 @@ def test_non_finite_input_is_muted_and_resets_the_model(tmp_path):
     model = lively("lstm-2x8")
     project = generate(fake_run(model_name="wave-lstm", model=model), JuceConfig(out=tmp_path / "p"))
     exe = tmp_path / "render"
-    subprocess.run([cxx, "-O1", "-std=c++17", "-DRTNEURAL_USE_EIGEN=1", "-DRTNEURAL_DEFAULT_ALIGNMENT=16",
-                    f"-I{project.dir / 'Source'}", f"-I{rt}", f"-I{rt / 'RTNeural'}", f"-I{rt / 'modules/Eigen'}",
-                    f"-I{rt / 'modules/json'}", str(project.dir / "bench/fxforge_render.cpp"), "-o", str(exe)],
-                   check=True)
+    compile_render_tool(cxx, rt, project.dir, exe)
     torch.manual_seed(3)
     x = (0.5 * torch.sin(torch.arange(4096) * 0.05) + 0.05 * torch.randn(4096)).to(torch.float32)
     x[1000], x[2500] = float("nan"), float("inf")  # in blocks 960..1023 and 2496..2559 (64-sample blocks)

@@ -75,6 +75,7 @@ def test_a_conditioned_run_gets_one_parameter_per_knob(tmp_path):
     header = (project.dir / "Source/FxforgeModel.h").read_text()
     assert "RTNeural::ModelT<float, 3, 1," in header and "LSTMLayerT<float, 3, 8>" in header  # [x, gain, tone]
     assert "static constexpr int kKnobs = 2;" in header and "void setKnobs (const float* k) noexcept" in header
+    assert "ConcatKnobs<2> concat;" in header and "net.forward (concat.input (x))" in header
     assert "2 knobs concatenated to the input" in exported["architecture"]
     # The processor makes the parameters from that table, smoothed, and the APVTS state keeps them.
     processor = (project.dir / "Source/PluginProcessor.cpp").read_text()
@@ -82,6 +83,10 @@ def test_a_conditioned_run_gets_one_parameter_per_knob(tmp_path):
     assert "knobSmoothers[(size_t) j].getNextValue()" in processor
     assert "SmoothedValue<float, juce::ValueSmoothingTypes::Linear>" in (project.dir / "Source/PluginProcessor.h").read_text()
     assert "state.copyState()" in processor
+    # The project's README lists the knobs: name, parameter ID, range and default.
+    readme = (project.dir / "README.md").read_text()
+    assert "## Knobs" in readme
+    assert "| gain | `gain` | 0 .. 10 | 4 |" in readme and "| tone | `tone` | -12 .. 12 | 1.5 |" in readme
 
 
 def test_film_maps_the_knob_network(tmp_path):
@@ -89,9 +94,16 @@ def test_film_maps_the_knob_network(tmp_path):
     project = generate(knob_run(model, "gru"), JuceConfig(out=tmp_path / "p"))
     header = (project.dir / "Source/FxforgeModel.h").read_text()
     assert "RTNeural::ModelT<float, 17, 6," in header and "GRULayerT<float, 17, 6>" in header  # [x, x*phi, phi]
+    # The FiLM wiring is the C++ class template fxforge::FilmKnobs: the export writes its type
+    # parameters (knobs, generator width, features, hidden size, head bias); it loads film.*,
+    # film_head.*, head.* and knob_defaults itself.
+    width, features = model.film[0].out_features, model.film[2].out_features
+    assert f"FilmKnobs<1, {width}, {features}, 6, true> film;" in header
+    assert "film.load (json);" in header and "film.set (k);" in header
+    glue = (project.dir / "Source/FxforgeGlue.h").read_text()
     for key in ("film.0.weight", "film.2.bias", "film_head.weight", "knob_defaults"):
-        assert f'"{key}"' in header, key
-    assert "DenseT<float, 6, 1, true> head;" in header and "cwiseProduct (gain) + shift" in header
+        assert f'"{key}"' in glue, key
+    assert "RTNeural::DenseT<float, H, 1, HeadBias> head;" in glue and "cwiseProduct (gain) + shift" in glue
     doc = json.loads((project.dir / "Resources/model_weights.json").read_text())
     assert torch.equal(torch.tensor(doc["film_head.weight"]), model.film_head.weight.detach())
 
@@ -101,6 +113,7 @@ def test_an_unconditioned_run_gets_no_knobs(tmp_path):
     assert "kCount = 0;" in (project.dir / "Source/FxforgeKnobs.h").read_text()
     assert "kKnobs" not in (project.dir / "Source/FxforgeModel.h").read_text()
     assert json.loads((project.dir / "fxforge_export.json").read_text())["knobs"] == []
+    assert "## Knobs" not in (project.dir / "README.md").read_text()
 
 
 def test_knob_names_that_are_taken_or_odd_are_renamed(tmp_path):

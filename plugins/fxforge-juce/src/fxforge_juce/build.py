@@ -19,6 +19,9 @@ from fxforge import FxforgeError
 
 LINUX_APT = ("libx11-dev libxext-dev libxrandr-dev libxinerama-dev libxcursor-dev "
              "libfreetype-dev libasound2-dev")
+#: The JUCE-free renderer of a generated project's model over raw float32 audio (a parity check
+#: in seconds; the tests compile it with the project's Source/ on the include path).
+RENDER_SOURCE = Path(__file__).resolve().parent / "check" / "fxforge_render.cpp"
 JUCE_PREFIXES = ["/usr/lib/cmake", "/usr/lib/*/cmake", "/usr/local/lib/cmake", "/usr/local/lib/*/cmake",
                  "/usr/share", "/opt/homebrew/lib/cmake", "/opt/local/lib/cmake"]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .generate import PluginKnob
 
-SMOOTHING_SECONDS = 0.02  # juce/Source/PluginProcessor.h: kSmoothingSeconds
+SMOOTHING_SECONDS = 0.02  # template/Source/PluginProcessor.h: kSmoothingSeconds
 KNOB_BLOCK = 512          # pedalboard's buffer size for the knob renders
 MOVE_CHUNKS = (8, 1, 8, 8, 2, 8)  # chunks of KNOB_BLOCK samples between knob changes (1 and 2: mid-ramp)
 

@@ -9,6 +9,14 @@ WaveNet, the statements that turn ``n`` samples of ``in`` into ``out``), and the
 tensors to embed. Everything that reaches C++ is built from integers and fixed
 strings, never from user text.
 
+A family's wiring belongs in C++, as a class template in the project template's
+``Source/`` (``fxforge_juce/template/Source``), and its mapper writes only the type's
+parameters and the weights: the recurrent models are RTNeural's ``ModelT<...>`` with their
+knobs through ``fxforge::ConcatKnobs<K>`` or ``fxforge::FilmKnobs<K, W, F, H, bias>``
+(``FxforgeGlue.h``), the WaveNet is ``fxforge::wavenet::Net<C, residual, Layer<C, K, D,
+gated>...>`` (``FxforgeWaveNet.h``). Those lines land in ``Source/FxforgeModel.h.in`` and
+the ``fragments/*.in`` around it (``generate.py``).
+
 A model whose package ships a ``ModelSpec.exports["juce"]`` facet is mapped by it
 instead (see :func:`from_facet`): a third party's model needs no function here, and
 the exporter reads none of its attributes. A model wrapped in stages
@@ -138,9 +146,8 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
         layers.append(f"RTNeural::{cpp_layer}<float, {inputs if k == 0 else h}, {h}>")
         loaders.append(f'RTNeural::torch_helpers::{loader}<float> (json, "{attr}.", net.get<{k}>(), {bias}, {k});')
     head_bias = "true" if head.bias is not None else "false"
-    head_layer = f"RTNeural::DenseT<float, {h}, 1, {head_bias}>"
     if film is None:
-        layers.append(head_layer)
+        layers.append(f"RTNeural::DenseT<float, {h}, 1, {head_bias}>")
         loaders.append(f'RTNeural::torch_helpers::loadDense<float> (json, "head.", net.get<{rnn.num_layers}>(), {head_bias});')
 
     residual = bool(getattr(module, "residual", False))
@@ -151,68 +158,23 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
     weights = _embedded(module, prefixes)
     members, resets = [f"{net_type} net;"], ["net.reset();"]
     knob_update: list[str] = []
+    # The knob wiring is a C++ class template (FxforgeGlue.h: ConcatKnobs, FilmKnobs); only its
+    # type parameters here. It loads knob_defaults (and the FiLM network and the head) itself.
     if not knobs:
         body = ["float in[1] = { x };", "float y = net.forward (in);"]
     elif film is None:
         arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input"
-        members += [f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, knobs (0..1)]"]
-        loaders += [f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
-                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
-        knob_update = [f"for (int j = 0; j < {knobs}; ++j)", "    xin[1 + j] = k[j];"]
-        body = ["xin[0] = x;", "float y = net.forward (xin);"]
+        members.append(f"ConcatKnobs<{knobs}> concat; // [x, knobs (0..1)]")
+        loaders.append("concat.load (json);")
+        knob_update = ["concat.set (k);"]
+        body = ["float y = net.forward (concat.input (x));"]
     else:
         width, features = film
         arch += f", FiLM of {knobs} knob{'s' * (knobs > 1)} ({knobs}-{width}-{features} tanh)"
-        members += [
-            f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [x, x * phi, phi]",
-            f"Eigen::Matrix<float, {width}, {knobs}> film0W; Eigen::Matrix<float, {width}, 1> film0B, film0Out;",
-            f"Eigen::Matrix<float, {features}, {width}> film2W; Eigen::Matrix<float, {features}, 1> film2B, phi;",
-            f"Eigen::Matrix<float, {2 * h}, {features}> filmHeadW; Eigen::Matrix<float, {2 * h}, 1> filmHeadB, film;",
-            f"Eigen::Matrix<float, {h}, 1> gain, shift, filmed; // 1 + gamma, beta",
-            f"Eigen::Matrix<float, {knobs}, 1> knobNow = Eigen::Matrix<float, {knobs}, 1>::Constant (-1.0f);",
-            f"{head_layer} head;",
-        ]
-        loaders += [f'RTNeural::torch_helpers::loadDense<float> (json, "head.", head, {head_bias});',
-                    f'wavenet::loadMatrix<{width}, {knobs}> (json, "film.0.weight", film0W);',
-                    f'wavenet::loadVector<{width}> (json, "film.0.bias", film0B);',
-                    f'wavenet::loadMatrix<{features}, {width}> (json, "film.2.weight", film2W);',
-                    f'wavenet::loadVector<{features}> (json, "film.2.bias", film2B);',
-                    f'wavenet::loadMatrix<{2 * h}, {features}> (json, "film_head.weight", filmHeadW);',
-                    f'wavenet::loadVector<{2 * h}> (json, "film_head.bias", filmHeadB);',
-                    f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
-                    "knobNow.setConstant (-1.0f); // recompute the FiLM below",
-                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
-        knob_update = [
-            "bool same = true;",
-            f"for (int j = 0; j < {knobs}; ++j)",
-            "    same = same && knobNow (j) == k[j];",
-            "if (same)",
-            "    return; // FiLM of these values already computed",
-            f"for (int j = 0; j < {knobs}; ++j)",
-            "    knobNow (j) = k[j];",
-            # std::tanh per element, as torch.tanh (Eigen's vectorised tanh is an approximation).
-            "film0Out.noalias() = film0W * knobNow;",
-            f"for (int j = 0; j < {width}; ++j)",
-            "    film0Out (j) = std::tanh (film0Out (j) + film0B (j));",
-            "phi.noalias() = film2W * film0Out;",
-            f"for (int j = 0; j < {features}; ++j)",
-            "    phi (j) = std::tanh (phi (j) + film2B (j));",
-            "film.noalias() = filmHeadW * phi;",
-            "film += filmHeadB;",
-            f"gain = film.template head<{h}>().array() + 1.0f;",
-            f"shift = film.template tail<{h}>();",
-            f"for (int j = 0; j < {features}; ++j)",
-            f"    xin[{1 + features} + j] = phi (j);",
-        ]
-        body = ["xin[0] = x;",
-                f"for (int j = 0; j < {features}; ++j)",
-                "    xin[1 + j] = x * phi (j);",
-                "net.forward (xin);",
-                f"filmed = Eigen::Map<const Eigen::Matrix<float, {h}, 1>> (net.getOutputs()).cwiseProduct (gain) + shift;",
-                "head.forward (filmed);",
-                "float y = head.outs (0);"]
-    if knobs:
-        members.append(f"Eigen::Matrix<float, {knobs}, 1> knobDefaults = Eigen::Matrix<float, {knobs}, 1>::Zero();")
+        members.append(f"FilmKnobs<{knobs}, {width}, {features}, {h}, {head_bias}> film; // [x, x * phi, phi], the head")
+        loaders.append("film.load (json);")
+        knob_update = ["film.set (k);"]
+        body = ["net.forward (film.input (x));", "float y = film.output (net.getOutputs());"]
     return RTModel(
         members=members,
         loaders=loaders,
@@ -254,10 +216,13 @@ def wavenet(module: nn.Module) -> RTModel:
     """``rechannel`` 1x1 -> layers (dilated ``conv``, gate, 1x1 ``mix`` back into the stack, the
     activation summed into the skip path) -> 1x1 ``head`` of the skip sum [+ x].
 
-    Block-wise (``FxforgeWaveNet.h``): each layer is a ``fxforge::wavenet::Layer``
-    holding its past inputs; per block every conv tap, the gate, the mix and the
-    head are matrix products over all the block's samples (channels x samples),
-    which is what makes it fast. The last layer's ``mix`` feeds nothing and is skipped.
+    Block-wise: the C++ class template ``fxforge::wavenet::Net<C, InputResidual, Layer...>``
+    (``FxforgeWaveNet.h``) is the whole family's wiring; this writes only its type parameters
+    (channels, and per layer ``wavenet::Layer<C, kernel, dilation, gated>``) and the weights,
+    which it reads by their state-dict names. Each layer holds its past inputs; per block
+    every conv tap, the gate, the mix and the head are matrix products over all the block's
+    samples (channels x samples), which is what makes it fast. The last layer's ``mix``
+    feeds nothing and is skipped.
     """
     if int(getattr(module, "knobs", 0) or 0):
         raise Unsupported("a knob-conditioned WaveNet has no JUCE mapping yet (the conditioned LSTM and GRU have "
@@ -276,23 +241,7 @@ def wavenet(module: nn.Module) -> RTModel:
         "head.weight": _tensor(head.weight[:, :, 0]),
         "head.bias": _tensor(head.bias),
     }
-    members = [f"Eigen::Matrix<float, {c}, 1> rechannelW, rechannelB;",
-               f"Eigen::Matrix<float, 1, {c}> headW;", "float headB = 0.0f;",
-               # Scratch over a chunk: the stack h, the skip sum, the activation z, x and y.
-               f"wavenet::Block<{c}> h = wavenet::scratch<{c}>(), skip = wavenet::scratch<{c}>(), "
-               f"z = wavenet::scratch<{c}>();",
-               "wavenet::Block<1> xs = wavenet::scratch<1>(), ys = wavenet::scratch<1>();"]
-    loaders = [f'wavenet::loadMatrix<{c}, 1> (json, "rechannel.weight", rechannelW);',
-               f'wavenet::loadVector<{c}> (json, "rechannel.bias", rechannelB);',
-               f'wavenet::loadMatrix<1, {c}> (json, "head.weight", headW);',
-               'headB = json.at ("head.bias").at (0).get<float>();']
-    resets = []
-    block = ["auto x = xs.leftCols (n);",
-             "x = Eigen::Map<const Eigen::RowVectorXf> (in, n); // copied first: in may equal out",
-             "h.leftCols (n).noalias() = rechannelW * x;",
-             "h.leftCols (n).colwise() += rechannelB;",
-             "skip.leftCols (n).setZero();"]
-    dilations, widths = [], set()
+    kinds, dilations = [], []
     for i, layer in enumerate(layers):
         conv, mix, gated = getattr(layer, "conv", None), getattr(layer, "mix", None), bool(getattr(layer, "gated", False))
         width = 2 * c if gated else c
@@ -304,28 +253,21 @@ def wavenet(module: nn.Module) -> RTModel:
         if not last:
             _pointwise(mix, c, c, f"layers.{i}.mix")
         dilations.append(d)
-        widths.add(width)
-        members.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}> layer{i};")
-        loaders.append(f'layer{i}.load (json, "layers.{i}.", {"false" if last else "true"});')
-        resets.append(f"layer{i}.reset();")
+        kinds.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}>")
         weights[f"layers.{i}.conv.weight"] = _tensor(conv.weight)
         weights[f"layers.{i}.conv.bias"] = _tensor(conv.bias)
-        if not last:
+        if not last:  # the last layer's mix feeds nothing (wavenet::Net loads none)
             weights[f"layers.{i}.mix.weight"] = _tensor(mix.weight[:, :, 0])
             weights[f"layers.{i}.mix.bias"] = _tensor(mix.bias)
-        block.append(f"layer{i}.process (h, skip, a{width}, z, n);")
-    members += [f"wavenet::Block<{w}> a{w} = wavenet::scratch<{w}>(); // pre-activation, {w} rows"
-                for w in sorted(widths)]
     residual = bool(getattr(module, "input_residual", False))
-    block += ["auto y = ys.leftCols (n);",
-              "y.noalias() = headW * skip.leftCols (n);",
-              "y.array() += headB;"]
-    block += ["y += x;"] if residual else []
-    block += ["Eigen::Map<Eigen::RowVectorXf> (out, n) = y;"]
+    # The wiring is the C++ class template wavenet::Net (FxforgeWaveNet.h): only its type parameters here.
+    net = (f"wavenet::Net<{c}, {'true' if residual else 'false'},\n        "
+           + ",\n        ".join(kinds) + "> net;")
     gate = "gated" if getattr(layers[0], "gated", False) else "tanh"
     arch = (f"WaveNet {len(layers)} layers x {c} ch ({gate}, kernel {layers[0].conv.kernel_size[0]}, "
             f"dilations {min(dilations)}..{max(dilations)})" + (" + input (residual)" if residual else ""))
-    return RTModel(members, loaders, [], weights, residual, arch, resets, block=block)
+    return RTModel(members=[net], loaders=["net.load (json);"], body=[], weights=weights, residual=residual,
+                   architecture=arch, resets=["net.reset();"], block=["net.process (in, out, n);"])
 
 
 # ---------------------------------------------------------------- facets

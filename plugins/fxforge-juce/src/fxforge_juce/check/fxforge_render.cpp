@@ -1,5 +1,7 @@
-// Runs the generated model over raw float32 audio, JUCE-free: a quick parity
-// check of FxforgeModel.h against PyTorch without building the plugin. The audio
+// Runs a generated project's model over raw float32 audio, JUCE-free: a quick parity
+// check of its FxforgeModel.h against PyTorch without building the plugin. It is not
+// part of the project: compile it with the project's Source/ and RTNeural on the include
+// path (fxforge_juce.build.RENDER_SOURCE; tests/conftest.py's compile_render_tool). The audio
 // goes through the block API in place, in blocks cycling through the given sizes
 // (default 1, 17, 64, 512, 4096), so the parity covers block boundaries and the
 // chunking of long blocks. It runs the model through processGuarded, as the plugin

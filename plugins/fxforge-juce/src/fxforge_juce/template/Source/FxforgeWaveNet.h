@@ -1,13 +1,19 @@
 #pragma once
-// Block-wise WaveNet layers: each step is a matrix product over the whole block
+// The block-wise WaveNet: each step is a matrix product over the whole block
 // (channels x samples) instead of one matrix-vector product per sample, so Eigen
 // runs its vectorised GEMM kernels and the per-call overhead is paid once per block.
+// The family's wiring is the class template Net; the exporter writes only its type
+// parameters (channels, each layer's kernel, dilation and gate) and the weights' JSON.
 // Memory is allocated in the constructors; process() allocates nothing and takes no locks.
 
 #include <RTNeural/RTNeural.h> // Eigen and nlohmann::json
 
+#include "FxforgeGlue.h" // loadMatrix, loadVector
+
 #include <cstring>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace fxforge::wavenet
@@ -26,23 +32,9 @@ inline Block<R> scratch()
     return Block<R>::Zero (R, kMaxBlock);
 }
 
-/** A 2-D tensor of the state dict (nested lists, PyTorch's row-major order). */
-template <int R, int C>
-inline void loadMatrix (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, C>& m)
-{
-    const auto w = json.at (key).get<std::vector<std::vector<float>>>();
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c)
-            m (r, c) = w.at ((size_t) r).at ((size_t) c);
-}
-
-template <int R>
-inline void loadVector (const nlohmann::json& json, const std::string& key, Eigen::Matrix<float, R, 1>& v)
-{
-    const auto w = json.at (key).get<std::vector<float>>();
-    for (int r = 0; r < R; ++r)
-        v (r) = w.at ((size_t) r);
-}
+// The state dict's readers (FxforgeGlue.h), also as wavenet::loadMatrix / wavenet::loadVector.
+using fxforge::loadMatrix;
+using fxforge::loadVector;
 
 /** One layer: dilated conv (C -> W = 2C gated, else C; kernel K, dilation D), gate or tanh,
     the activation added to the skip sum and, unless it is the last layer, a 1x1 mix
@@ -147,5 +139,84 @@ private:
     bool hasMix = false;
     Block<C> inputs;
     int pos = kHistory;
+};
+
+/** The whole WaveNet: a 1x1 ``rechannel`` (1 -> C), the Layers in order (each a Layer<C, K, D,
+    Gated>, its activation summed into the skip path, its 1x1 mix, except the last layer's,
+    added back into the stack), then a 1x1 ``head`` of the skip sum (C -> 1) [+ x when
+    InputResidual]. The exporter writes only the type: Net<C, InputResidual, Layer<...>...>;
+    the weights are read by name from the PyTorch state dict ("rechannel.*", "layers.<i>.*",
+    "head.*"; the 1x1 convs stored 2-D). */
+template <int C, bool InputResidual, typename... Layers>
+class Net
+{
+public:
+    static constexpr int kLayers = (int) sizeof...(Layers);
+    static_assert (kLayers > 0, "a WaveNet has at least one layer");
+    static_assert (((Layers::W == C || Layers::W == 2 * C) && ...), "every layer works on the stack's C channels");
+
+    void load (const nlohmann::json& json)
+    {
+        loadMatrix<C, 1> (json, "rechannel.weight", rechannelW);
+        loadVector<C> (json, "rechannel.bias", rechannelB);
+        loadMatrix<1, C> (json, "head.weight", headW);
+        headB = json.at ("head.bias").at (0).get<float>();
+        loadLayers (json, std::index_sequence_for<Layers...> {});
+    }
+
+    void reset() noexcept
+    {
+        std::apply ([] (auto&... layer) { (layer.reset(), ...); }, layers);
+    }
+
+    /** n samples of in to out (in may equal out); n <= kMaxBlock. */
+    void process (const float* in, float* out, int n) noexcept
+    {
+        auto x = xs.leftCols (n);
+        x = Eigen::Map<const Eigen::RowVectorXf> (in, n); // copied first: in may equal out
+        h.leftCols (n).noalias() = rechannelW * x;
+        h.leftCols (n).colwise() += rechannelB;
+        skip.leftCols (n).setZero();
+        std::apply ([this, n] (auto&... layer)
+                    { (layer.process (h, skip, preActivation<std::decay_t<decltype (layer)>::W>(), z, n), ...); },
+                    layers); // in order: each layer's output is the next one's input
+        auto y = ys.leftCols (n);
+        y.noalias() = headW * skip.leftCols (n);
+        y.array() += headB;
+        if constexpr (InputResidual)
+            y += x;
+        Eigen::Map<Eigen::RowVectorXf> (out, n) = y;
+    }
+
+private:
+    template <std::size_t... I>
+    void loadLayers (const nlohmann::json& json, std::index_sequence<I...>)
+    {
+        (std::get<I> (layers).load (json, "layers." + std::to_string (I) + ".", (int) I + 1 < kLayers), ...);
+    }
+
+    static constexpr bool kAnyGated = ((Layers::W == 2 * C) || ...);
+    static constexpr bool kAnyPlain = ((Layers::W == C) || ...);
+
+    /** The pre-activation scratch for a layer W rows high (shared by the layers of that width). */
+    template <int W>
+    Block<W>& preActivation() noexcept
+    {
+        if constexpr (W == C)
+            return a1;
+        else
+            return a2;
+    }
+
+    std::tuple<Layers...> layers;
+    Eigen::Matrix<float, C, 1> rechannelW, rechannelB;
+    Eigen::Matrix<float, 1, C> headW;
+    float headB = 0.0f;
+    // Scratch over a chunk: the stack h, the skip sum, the activation z, x and y; the
+    // pre-activations of C rows (plain layers) and 2C rows (gated), each only where used.
+    Block<C> h = scratch<C>(), skip = scratch<C>(), z = scratch<C>();
+    Block<1> xs = scratch<1>(), ys = scratch<1>();
+    Block<C> a1 = Block<C>::Zero (C, kAnyPlain ? kMaxBlock : 0);
+    Block<2 * C> a2 = Block<2 * C>::Zero (2 * C, kAnyGated ? kMaxBlock : 0);
 };
 } // namespace fxforge::wavenet

@@ -1,5 +1,7 @@
-// Measures the model's block API the way processBlock calls it (one thread):
-// audio seconds processed per CPU second, at the given block sizes.
+// Measures a generated project's model through its block API the way processBlock calls it
+// (one thread): audio seconds processed per CPU second, at the given block sizes. JUCE-free
+// and not part of the project: bench/bench_plugin.py and bench/bench_plugin_models.py compile
+// it with the project's Source/ and RTNeural on the include path.
 //   fxforge_bench WEIGHTS.json [sample_rate] [seconds] [block ...]
 // Prints one JSON object.
 #include <algorithm>
