@@ -269,6 +269,8 @@ class Trainer:
             with torch.no_grad():
                 _, state = self.model(xb[:, : t.warmup], state)
         losses = []
+        # data.captures: each example weighted by its setting (Settings.example_weights)
+        weights = self.settings.example_weights(xb) if self.settings is not None else None
         for start in range(t.warmup, xb.shape[1], t.tbptt):
             stop = min(start + t.tbptt, xb.shape[1])
             frac = p.step / total_steps
@@ -278,7 +280,10 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
-            loss = self.loss_fn(y_hat, yb[:, start:stop])
+            if weights is None:
+                loss = self.loss_fn(y_hat, yb[:, start:stop])
+            else:
+                loss = self.loss_fn(y_hat * weights, yb[:, start:stop] * weights)
             if (penalty := self.hooks.penalty()) is not None:
                 loss = loss + penalty
             total = loss
