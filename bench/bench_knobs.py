@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV = Path("/work/dev")
 GRID = (0, 25, 50, 75, 100)
 PLUGIN = "http://guitarix.sourceforge.net/plugins/gx_mxrdist_#_mxrdist_"
-MODELS = ("film", "concat", "nearest", "upper")
+MODELS = ("film", "concat", "gain", "nearest", "upper")
 
 
 def render(dry: Path, drive: float, out: Path) -> None:
@@ -73,9 +73,13 @@ def score(run_dir: Path, dry: Path, target: Path, drive: float | None, split) ->
     from fxforge.nn.losses import metrics
     from fxforge.nn.stream import predict_clips
 
+    import json
+
     r = load_run(run_dir)
-    # aligned as the run aligned its own pairs
-    pair = load_pair(DataConfig(input=dry, target=target, split=split, latency=r.config.data.latency))
+    # aligned by the latency the run trained with (a conditioned run's settings share one: the
+    # held-out setting is scored at the delay the model learned for the grid)
+    latency = json.loads((run_dir / "summary.json").read_text())["latency_samples"]
+    pair = load_pair(DataConfig(input=dry, target=target, split=split, latency=latency))
     x, y = pair.splits(split)["test"]
     x = torch.from_numpy(x.copy())
     if drive is not None:
@@ -127,6 +131,8 @@ def main() -> None:
                                            'model.conditioning="film"'], held),
             "concat": ("conditioned, concat", [f'data.captures="{manifest}"', f"data.holdout=[{{drive = {held!r}}}]",
                                                'model.conditioning="concat"'], held),
+            "gain": ("conditioned, gain", [f'data.captures="{manifest}"', f"data.holdout=[{{drive = {held!r}}}]",
+                                           'model.conditioning="gain"'], held),
             "nearest": (f"snapshot at the nearest grid setting ({nearest:g})",
                         [f'data.input="{dry}"', f'data.target="{grid[nearest]}"'], None),
             "upper": (f"snapshot at {held:g} itself (upper bound)", [f'data.input="{dry}"', f'data.target="{held_wav}"'], None),
@@ -150,7 +156,7 @@ def main() -> None:
 
     by = {r["model"]: r for r in rows}
     verdict = {}
-    for c in ("film", "concat"):
+    for c in ("film", "concat", "gain"):
         if c in by and "nearest" in by:
             verdict[f"{c}_beats_nearest"] = {k: by[c][k] < by["nearest"][k] for k in ("esr", "esr_pre")}
         if c in by and "upper" in by:

@@ -177,6 +177,8 @@ def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: 
     (WaveGRU, "gru", "concat", 2, 1),
     (WaveLSTM, "wave-lstm", "film", 2, 1),
     (WaveGRU, "gru", "film", 1, 2),
+    (WaveLSTM, "wave-lstm", "gain", 1, 1),
+    (WaveGRU, "gru", "gain", 2, 1),
 ])
 def test_the_generated_model_follows_moving_knobs_as_pytorch_does(tmp_path, cls, name, conditioning, knobs, layers):
     """The model as the plugin runs it (processGuarded with per-sample knob values, the FiLM

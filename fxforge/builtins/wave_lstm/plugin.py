@@ -14,8 +14,38 @@ from fxforge import KnobsConfig, ModelConfig, ModelSpec, StreamingModel, hookimp
 from . import exports
 
 
-CONDITIONING = ("concat", "film")
+CONDITIONING = ("concat", "film", "gain")
 FILM_FEATURES = 8  # knob features the FiLM generator gives the recurrent layer and the head
+
+
+class KnobGain(nn.Module):
+    """An input gain set by the knobs through a learned pot law (the ``gain`` conditioning).
+
+    Per knob j: g_j(k) = a_j + (b_j - a_j) t_j(k), a_j = exp(log_min), b_j = exp(log_max) the
+    gains at the knob's minimum and maximum, and t_j(k) = c k / (c + 1 - k) (c = softplus(taper)
+    > 0) a monotone taper with t(0) = 0, t(1) = 1: linear as c grows, and for small c most of
+    the change near the maximum, as a drive pot in series with a resistor in a gain stage's
+    feedback path gives (gain ~ 1 / (R0 + R (1 - k)): c = R0 / R). The gain is the product over
+    the knobs; a knob that sets no gain keeps a_j = b_j (t_j then does nothing). It starts at 1
+    (a = b = 1) and c = 1 (t(0.5) = 1/3).
+    """
+
+    def __init__(self, knobs: int):
+        super().__init__()
+        self.log_min = nn.Parameter(torch.zeros(knobs))
+        self.log_max = nn.Parameter(torch.zeros(knobs))
+        self.taper = nn.Parameter(torch.full((knobs,), 0.5413))  # softplus(0.5413) = 1
+
+    def shape(self, k):
+        """t(k) per knob: the taper (knob values clamped to 0..1)."""
+        c = nn.functional.softplus(self.taper)
+        k = k.clamp(0.0, 1.0)
+        return c * k / (c + 1.0 - k)
+
+    def forward(self, k):
+        """(..., K) knob values -> (..., 1) gain."""
+        a, b = self.log_min.exp(), self.log_max.exp()
+        return (a + (b - a) * self.shape(k)).prod(dim=-1, keepdim=True)
 
 
 class WaveLSTMConfig(ModelConfig, KnobsConfig):
@@ -24,10 +54,12 @@ class WaveLSTMConfig(ModelConfig, KnobsConfig):
     residual: bool = Field(True, description="predict only the change: y = x + head(h)")
     # concat is the default: on bench/bench_knobs.py's unseen setting it scored better than film
     # within the same wall clock, and makes more updates per second (bench/results/knobs*.json).
-    conditioning: Literal["concat", "film"] = Field(
+    conditioning: Literal["concat", "film", "gain"] = Field(
         "concat", description="how the knobs (data.captures) enter: concat, appended to the input (AIDA-X's layout, "
-                              "exports to aidax), or film, a small network of the knobs scaling and shifting the "
-                              "input projection and the hidden state (a per-unit gain)")
+                              "exports to aidax), film, a small network of the knobs scaling and shifting the "
+                              "input projection and the hidden state (a per-unit gain), or gain, concat with the "
+                              "input audio first scaled by a gain the knobs set through a learned pot-law taper "
+                              "(a drive knob; exports to juce, not aidax)")
 
 
 class _Conditioned(StreamingModel):
@@ -43,16 +75,21 @@ class _Conditioned(StreamingModel):
       living in the recurrent layer's input weights (cheap: 1 + 2 * FILM_FEATURES inputs, not a
       4H x 4H product). The hidden state is FiLMed before the head: h * (1 + G phi) + B phi, G and
       B starting at zero so a fresh model starts as the unconditioned one.
+    * gain: the recurrent layer reads [g(k) x, k], g = KnobGain (a learned pot-law input gain):
+      a drive knob scales the signal into the clipping the network models, which concat's
+      additive knob inputs only approximate.
     """
 
     def _init_knobs(self, knobs: int, defaults, conditioning: str, hidden: int) -> int:
         self.knobs, self.conditioning = int(knobs), conditioning
-        self.film = self.film_head = None
+        self.film = self.film_head = self.knob_gain = None
         if not self.knobs:  # an unconditioned model keeps the state_dict older runs saved
             return 1
         default = torch.tensor(list(defaults) if defaults else [0.5] * self.knobs, dtype=torch.float32)
         self.register_buffer("knob_defaults", default)
-        if conditioning == "concat":
+        if conditioning == "gain":
+            self.knob_gain = KnobGain(self.knobs)
+        if conditioning in ("concat", "gain"):
             return 1 + self.knobs
         self.film = nn.Sequential(nn.Linear(self.knobs, 16), nn.Tanh(), nn.Linear(16, FILM_FEATURES), nn.Tanh())
         self.film_head = nn.Linear(FILM_FEATURES, 2 * hidden)
@@ -74,6 +111,8 @@ class _Conditioned(StreamingModel):
     def _inputs(self, audio, knobs):
         if knobs is None:
             return audio, None
+        if self.knob_gain is not None:
+            return torch.cat([audio * self.knob_gain(knobs), knobs], dim=-1), None
         if self.film is None:
             return torch.cat([audio, knobs], dim=-1), None
         phi = self.film(knobs)

@@ -103,6 +103,17 @@ def _film_network(module: nn.Module, knobs: int, hidden: int) -> tuple[int, int]
     return layers[0].out_features, features
 
 
+def _knob_gain(module: nn.Module, knobs: int) -> None:
+    """``module.knob_gain`` must be the KnobGain the mapping computes: log_min, log_max and taper,
+    one value per knob."""
+    gain = getattr(module, "knob_gain", None)
+    names = ("log_min", "log_max", "taper")
+    params = [getattr(gain, n, None) for n in names]
+    if gain is None or not all(isinstance(v, torch.Tensor) and v.shape == (knobs,) for v in params):
+        raise Unsupported(f"gain conditioning: expected module.knob_gain with {', '.join(names)} of {knobs} "
+                          f"value{'s' * (knobs > 1)} each")
+
+
 def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, kind: str) -> RTModel:
     """The recurrent model, unconditioned or with knobs (``module.knobs`` > 0):
 
@@ -111,6 +122,9 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
       (1 + 2F inputs) and the last layer's output h is h * (1 + gamma) + beta before the head,
       (gamma, beta) = film_head(phi). phi, gamma and beta are recomputed in ``setKnobs`` only
       when a knob value changes (while the plugin's smoothing ramps, every sample).
+    * gain: as concat, the audio scaled first by the knobs' gain (``module.knob_gain``, a
+      KnobGain: per knob a + (b - a) c k / (c + 1 - k), a = exp(log_min), b = exp(log_max),
+      c = softplus(taper); their product), recomputed in ``setKnobs``.
     """
     rnn = getattr(module, attr, None)
     expected = nn.LSTM if kind == "LSTM" else nn.GRU
@@ -118,8 +132,10 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
         raise Unsupported(f"expected module.{attr} to be nn.{kind}")
     knobs = int(getattr(module, "knobs", 0) or 0)
     conditioning = str(getattr(module, "conditioning", "concat")) if knobs else ""
-    if conditioning not in ("", "concat", "film"):
-        raise Unsupported(f"conditioning '{conditioning[:40]}' has no JUCE mapping (concat and film do)")
+    if conditioning not in ("", "concat", "film", "gain"):
+        raise Unsupported(f"conditioning '{conditioning[:40]}' has no JUCE mapping (concat, film and gain do)")
+    if conditioning == "gain":
+        _knob_gain(module, knobs)
     h = rnn.hidden_size
     film = _film_network(module, knobs, h) if conditioning == "film" else None
     inputs = 1 + (2 * film[1] if film else knobs)
@@ -154,7 +170,7 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
     out_size = h if film else 1
     net_type = f"RTNeural::ModelT<float, {inputs}, {out_size},\n        " + ",\n        ".join(layers) + ">"
     arch = f"{kind} {rnn.num_layers}x{h} -> Dense {h}x1" + (" + input (residual)" if residual else "")
-    prefixes = (f"{attr}.", "head.") + (("knob_defaults", "film.", "film_head.") if knobs else ())
+    prefixes = (f"{attr}.", "head.") + (("knob_defaults", "film.", "film_head.", "knob_gain.") if knobs else ())
     weights = _embedded(module, prefixes)
     members, resets = [f"{net_type} net;"], ["net.reset();"]
     knob_update: list[str] = []
@@ -162,6 +178,30 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
     # type parameters here. It loads knob_defaults (and the FiLM network and the head) itself.
     if not knobs:
         body = ["float in[1] = { x };", "float y = net.forward (in);"]
+    elif conditioning == "gain":
+        arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input, which they scale (a pot-law gain)"
+        members += [f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [g(knobs) x, knobs (0..1)]",
+                    f"Eigen::Matrix<float, {knobs}, 1> gainLogMin, gainLogMax, gainTaper;",
+                    "float knobGain = 1.0f;"]
+        loaders += [f'wavenet::loadVector<{knobs}> (json, "knob_gain.log_min", gainLogMin);',
+                    f'wavenet::loadVector<{knobs}> (json, "knob_gain.log_max", gainLogMax);',
+                    f'wavenet::loadVector<{knobs}> (json, "knob_gain.taper", gainTaper);',
+                    f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
+                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
+        knob_update = [
+            "float g = 1.0f;",
+            f"for (int j = 0; j < {knobs}; ++j)",
+            "{",
+            "    xin[1 + j] = k[j];",
+            "    const float t = gainTaper (j);",
+            "    const float c = t > 20.0f ? t : std::log1p (std::exp (t)); // softplus, as torch's",
+            "    const float v = std::min (1.0f, std::max (0.0f, k[j]));",
+            "    const float a = std::exp (gainLogMin (j)), b = std::exp (gainLogMax (j));",
+            "    g *= a + (b - a) * (c * v / (c + 1.0f - v));",
+            "}",
+            "knobGain = g;",
+        ]
+        body = ["xin[0] = knobGain * x;", "float y = net.forward (xin);"]
     elif film is None:
         arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input"
         members.append(f"ConcatKnobs<{knobs}> concat; // [x, knobs (0..1)]")
