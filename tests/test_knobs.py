@@ -250,3 +250,58 @@ def test_check_and_report_of_a_captures_run_play_its_primary_setting(knob_run):
     out = run_cli("report", run_dir, cwd=folder)
     assert out.returncode == 0, out.stderr
     assert (run_dir / "report.html").is_file()
+
+
+def _settings_of(folder, lines):
+    from fxforge.conditioned import Settings
+    from fxforge.config import load_config
+    from fxforge.knobs import read_captures
+
+    (folder / "captures.toml").write_text("\n".join(lines))
+    write_config(folder, KNOBS.replace("holdout = [{drive = 0.5}]", ""))
+    cfg = load_config(folder / "run.toml", [f'data.captures="{folder / "captures.toml"}"'])
+    return Settings(read_captures(cfg.data, cfg.source), cfg.data)
+
+
+def test_automatically_aligned_settings_share_the_clearest_settings_latency(tmp_path):
+    """One input through one rig: every setting measured by data.latency = "auto" is aligned by
+    the latency of the one whose response stands clearest out of the noise (here the clean one;
+    the noisy one measures its own delay, 6 samples later); a setting naming its own keeps it."""
+    x = dry(6.0)
+    sf.write(tmp_path / "dry.wav", x, SR, subtype="FLOAT")
+    delay = lambda v, n: np.concatenate([np.zeros(n, np.float32), v[:-n]])  # noqa: E731
+    rng = np.random.default_rng(1)
+    sf.write(tmp_path / "clean.wav", delay(drive_pedal(x, 0.0), 40), SR, subtype="FLOAT")
+    noisy = delay(drive_pedal(x, 1.0), 46)
+    sf.write(tmp_path / "noisy.wav", noisy + 0.3 * noisy.std() * rng.standard_normal(len(x)).astype(np.float32),
+             SR, subtype="FLOAT")
+    sf.write(tmp_path / "own.wav", delay(drive_pedal(x, 0.5), 40), SR, subtype="FLOAT")
+    lines = ["version = 1", 'input = "dry.wav"', "", "[knobs.drive]", "min = 0.0", "max = 1.0", ""]
+    for d, f, own in ((0.0, "clean", None), (1.0, "noisy", None), (0.5, "own", 7)):
+        lines += ["[[targets]]", f'file = "{f}.wav"', f"knobs = {{ drive = {d} }}",
+                  *([f"latency = {own}"] if own is not None else []), ""]
+    settings = _settings_of(tmp_path, lines)
+    by = {ls.setting.knobs["drive"]: ls.pair for ls in settings.loaded}
+    lag = by[0.0].latency  # the clean setting's own measurement (a few samples early at most)
+    assert 34 <= lag <= 40 and by[1.0].latency == lag and by[0.5].latency == 7
+    assert by[1.0].alignment["measured_latency"] > lag and by[1.0].alignment["shared_from"] == "drive = 0"
+    assert any("as measured on drive = 0" in n for n in by[1.0].notes)
+
+
+def test_each_setting_weighs_the_same_in_the_loss(tmp_path):
+    """A setting 8x louder than another gets 1/8 the weight: weighted, their energies match."""
+    x = dry(6.0)
+    sf.write(tmp_path / "dry.wav", x, SR, subtype="FLOAT")
+    quiet = drive_pedal(x, 0.3)
+    sf.write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
+    sf.write(tmp_path / "loud.wav", 8 * quiet, SR, subtype="FLOAT")
+    lines = ["version = 1", 'input = "dry.wav"', "", "[knobs.level]", "min = 0.0", "max = 1.0", ""]
+    for d, f in ((0.0, "quiet"), (1.0, "loud")):
+        lines += ["[[targets]]", f'file = "{f}.wav"', f"knobs = {{ level = {d} }}", "latency = 0", ""]
+    settings = _settings_of(tmp_path, lines)
+    xb = torch.zeros(3, 10, 2)
+    xb[1, :, 1] = 1.0
+    w = settings.example_weights(xb).reshape(-1)
+    assert w[0] == pytest.approx(w[2]) and w[0] / w[1] == pytest.approx(8.0, rel=1e-4)
+    energy = [float((ls.split["train"][1].double() ** 2).mean()) for ls in settings.trained]
+    assert energy[0] * float(w[0]) ** 2 == pytest.approx(energy[1] * float(w[1]) ** 2, rel=1e-4)
