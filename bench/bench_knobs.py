@@ -6,13 +6,13 @@ Distortion+ at DRIVE 0, 0.25, 0.5, 0.75, 1 (VOLUME 0.5). The held-out setting (D
 default) is rendered here with the same lv2file command into a temporary folder. Every model
 gets the same training wall clock (``--budget``, train.time_budget of each run):
 
-* conditioned (FiLM, and concat): one model on the five grid settings, the held-out one in the
+* conditioned (gain, concat and FiLM): one model on the five grid settings, the held-out one in the
   manifest as ``holdout`` (never trained on);
 * nearest grid: a snapshot model trained only on the grid setting nearest the held-out one;
 * upper bound: a snapshot model trained on the held-out setting itself.
 
 Each is scored at the held-out setting on its held-out time span (the test split, the last
-15 %): ESR plain and pre-emphasised. Goal: conditioned below nearest-grid, and within 2x of
+15 %), aligned by the latency the run trained with: ESR plain and pre-emphasised. Goal: conditioned below nearest-grid, and within 2x of
 the upper bound.
 
     .venv/bin/python bench/bench_knobs.py --budget 5m            # the figures (a quiet machine)

@@ -70,42 +70,63 @@ def _predict_every_nth(model, x: torch.Tensor, y: torch.Tensor, clip: int, conte
     return out[:, context + latency:, 0].cpu()[valid], target[valid]
 
 
-def _one_latency(captures: CaptureSet, data, pairs: list[PairedAudio]) -> list[PairedAudio]:
-    """The settings measured by ``data.latency = "auto"`` (those naming no latency of their own)
-    aligned by one latency: the one measured on the setting whose estimated response stands
-    clearest out of its noise (the most linear, as a low drive). One input through one rig: the
-    settings share the round trip, and an onset measured on a heavily clipped setting is off by
-    a few samples (GxMXR Distortion+: 23 samples at DRIVE 0 .. 0.6, 28 at 0.75, 21 at 1), which a
-    conditioned model would have to learn as a knob-dependent delay and could not interpolate."""
-    auto = [i for i, (s, p) in enumerate(zip(captures.settings, pairs))
-            if s.latency is None and data.latency == "auto" and p.alignment.get("method") == "response"]
-    if len({pairs[i].latency for i in auto}) < 2:
-        return pairs
-    best = max(auto, key=lambda i: pairs[i].alignment.get("peak_to_noise", 0.0))
-    lag = pairs[best].latency
-    out = list(pairs)
-    for i in auto:
-        if pairs[i].latency != lag:
-            old = pairs[i]
-            pair = load_pair(captures.data_for(data, captures.settings[i]).model_copy(update={"latency": lag}))
-            pair.alignment = {**old.alignment, "latency": lag, "measured_latency": old.latency,
-                              "shared_from": captures.settings[best].label}
-            pair.notes = [*old.notes, f"latency {lag} samples, as measured on {captures.settings[best].label} (the "
-                                      f"clearest estimate of the set): {old.latency} was measured here"]
-            out[i] = pair
-    return out
+def _load_pairs(captures: CaptureSet, data, primary: PairedAudio | None) -> list[PairedAudio]:
+    """Every setting's pair. The settings ``data.latency = "auto"`` measures (those naming no
+    latency of their own) are aligned by one latency: one input through one rig, they share its
+    round trip, but an onset measured on a heavily clipped setting is off by a few samples
+    (GxMXR Distortion+: 23 samples at DRIVE 0 .. 0.6, yet 28 measured at 0.75 and 21 at 1), a
+    knob-dependent delay a conditioned model would have to learn and could not interpolate. It
+    is measured on the trained settings at the ends of each knob's range and the primary (the
+    cleanest is usually at one end, a drive's minimum): the one whose estimated response stands
+    clearest out of its noise gives it. The rest take it unmeasured: the alignment is most of a
+    pair's loading time. Where the calibration blips give a latency, each setting keeps its own."""
+    def load(s, latency=None):
+        if latency is None and primary is not None and s is captures.primary:
+            return primary
+        d = captures.data_for(data, s)
+        return load_pair(d if latency is None else d.model_copy(update={"latency": latency}))
+
+    auto = [s for s in captures.settings if s.latency is None and data.latency == "auto"]
+    trained = [s for s in auto if not s.held_out]
+    if len(auto) < 2 or not trained:
+        return [load(s) for s in captures.settings]
+    ends = {id(min(trained, key=lambda s: s.normalised[j])) for j in range(len(captures.knobs))}
+    ends |= {id(max(trained, key=lambda s: s.normalised[j])) for j in range(len(captures.knobs))}
+    measured = {id(s): load(s) for s in trained if id(s) in ends or s is captures.primary}
+    if any(p.alignment.get("method") != "response" for p in measured.values()):  # blips: exact, per file
+        return [measured.get(id(s)) or load(s) for s in captures.settings]
+    by = {id(s): s for s in auto}
+    best = max(measured, key=lambda i: measured[i].alignment.get("peak_to_noise", 0.0))
+    lag, source = measured[best].latency, by[best].label
+    pairs = []
+    for s in captures.settings:
+        if s.latency is not None or data.latency != "auto":
+            pairs.append(load(s))
+            continue
+        own = measured.get(id(s))
+        if own is not None and own.latency == lag:
+            pairs.append(own)
+            continue
+        pair = load(s, lag)
+        if own is None:
+            pair.alignment = {"method": "shared", "latency": lag, "shared_from": source}
+            pair.notes.append(f"latency {lag} samples, as measured on {source} (the clearest estimate of the set)")
+        else:
+            pair.alignment = {**own.alignment, "latency": lag, "measured_latency": own.latency, "shared_from": source}
+            pair.notes = [*own.notes, f"latency {lag} samples, as measured on {source} (the clearest estimate of "
+                                      f"the set): {own.latency} was measured here"]
+        pairs.append(pair)
+    return pairs
 
 
 class Settings:
     """Every setting of a CaptureSet, loaded and split (the automatically aligned ones by one
-    latency, see _one_latency)."""
+    latency, see _load_pairs)."""
 
     def __init__(self, captures: CaptureSet, data, primary: PairedAudio | None = None):
         self.captures = captures
         self.loaded: list[LoadedSetting] = []
-        pairs = [primary if (primary is not None and s is captures.primary) else load_pair(captures.data_for(data, s))
-                 for s in captures.settings]
-        pairs = _one_latency(captures, data, pairs)
+        pairs = _load_pairs(captures, data, primary)
         for s, pair in zip(captures.settings, pairs):
             if self.loaded and pair.sample_rate != self.loaded[0].pair.sample_rate:
                 raise FxforgeError(f"{s.file}: sample rate {pair.sample_rate} Hz, but {self.loaded[0].setting.file} "
