@@ -253,7 +253,7 @@ def test_check_and_report_of_a_captures_run_play_its_primary_setting(knob_run):
 
 
 def _settings_of(folder, lines):
-    from fxforge.conditioned import Settings
+    from fxforge.train.conditioned import Settings
     from fxforge.config import load_config
     from fxforge.knobs import read_captures
 
