@@ -174,34 +174,16 @@ def _recurrent_model(module: nn.Module, attr: str, cpp_layer: str, loader: str, 
     weights = _embedded(module, prefixes)
     members, resets = [f"{net_type} net;"], ["net.reset();"]
     knob_update: list[str] = []
-    # The knob wiring is a C++ class template (FxforgeGlue.h: ConcatKnobs, FilmKnobs); only its
+    # The knob wiring is a C++ class template (FxforgeGlue.h: ConcatKnobs, GainKnobs, FilmKnobs); only its
     # type parameters here. It loads knob_defaults (and the FiLM network and the head) itself.
     if not knobs:
         body = ["float in[1] = { x };", "float y = net.forward (in);"]
     elif conditioning == "gain":
         arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input, which they scale (a pot-law gain)"
-        members += [f"alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[{inputs}] = {{}}; // [g(knobs) x, knobs (0..1)]",
-                    f"Eigen::Matrix<float, {knobs}, 1> gainLogMin, gainLogMax, gainTaper;",
-                    "float knobGain = 1.0f;"]
-        loaders += [f'wavenet::loadVector<{knobs}> (json, "knob_gain.log_min", gainLogMin);',
-                    f'wavenet::loadVector<{knobs}> (json, "knob_gain.log_max", gainLogMax);',
-                    f'wavenet::loadVector<{knobs}> (json, "knob_gain.taper", gainTaper);',
-                    f'wavenet::loadVector<{knobs}> (json, "knob_defaults", knobDefaults);',
-                    "setKnobs (knobDefaults.data()); // the model's own default, as PyTorch plays audio alone"]
-        knob_update = [
-            "float g = 1.0f;",
-            f"for (int j = 0; j < {knobs}; ++j)",
-            "{",
-            "    xin[1 + j] = k[j];",
-            "    const float t = gainTaper (j);",
-            "    const float c = t > 20.0f ? t : std::log1p (std::exp (t)); // softplus, as torch's",
-            "    const float v = std::min (1.0f, std::max (0.0f, k[j]));",
-            "    const float a = std::exp (gainLogMin (j)), b = std::exp (gainLogMax (j));",
-            "    g *= a + (b - a) * (c * v / (c + 1.0f - v));",
-            "}",
-            "knobGain = g;",
-        ]
-        body = ["xin[0] = knobGain * x;", "float y = net.forward (xin);"]
+        members.append(f"GainKnobs<{knobs}> gain; // [g (knobs) x, knobs (0..1)]")
+        loaders.append("gain.load (json);")
+        knob_update = ["gain.set (k);"]
+        body = ["float y = net.forward (gain.input (x));"]
     elif film is None:
         arch += f", {knobs} knob{'s' * (knobs > 1)} concatenated to the input"
         members.append(f"ConcatKnobs<{knobs}> concat; // [x, knobs (0..1)]")

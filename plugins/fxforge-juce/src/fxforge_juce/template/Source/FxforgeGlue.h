@@ -8,6 +8,7 @@
 #include <RTNeural/RTNeural.h>
 #include <RTNeural/torch_helpers.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -69,6 +70,49 @@ public:
 private:
     alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[1 + K] = {}; // [x, knobs (0..1)]
     Vec<K> defaults = Vec<K>::Zero();
+};
+
+/** Gain conditioning of K knobs: as ConcatKnobs, the audio first scaled by the knobs' gain,
+    per knob a + (b - a) c k / (c + 1 - k) (a = exp (log_min), b = exp (log_max),
+    c = softplus (taper): a pot's law), their product; recomputed only in set(). */
+template <int K>
+class GainKnobs
+{
+public:
+    void load (const nlohmann::json& json)
+    {
+        loadVector<K> (json, "knob_gain.log_min", logMin);
+        loadVector<K> (json, "knob_gain.log_max", logMax);
+        loadVector<K> (json, "knob_gain.taper", taper);
+        loadVector<K> (json, "knob_defaults", defaults);
+        set (defaults.data()); // the model's own default, as PyTorch plays audio alone
+    }
+
+    inline void set (const float* k) noexcept
+    {
+        float g = 1.0f;
+        for (int j = 0; j < K; ++j)
+        {
+            xin[1 + j] = k[j];
+            const float t = taper (j);
+            const float c = t > 20.0f ? t : std::log1p (std::exp (t)); // softplus, as torch's
+            const float v = std::min (1.0f, std::max (0.0f, k[j]));
+            const float a = std::exp (logMin (j)), b = std::exp (logMax (j));
+            g *= a + (b - a) * (c * v / (c + 1.0f - v));
+        }
+        gain = g;
+    }
+
+    inline const float* input (float x) noexcept
+    {
+        xin[0] = gain * x;
+        return xin;
+    }
+
+private:
+    alignas (RTNEURAL_DEFAULT_ALIGNMENT) float xin[1 + K] = {}; // [g (knobs) x, knobs (0..1)]
+    Vec<K> logMin = Vec<K>::Zero(), logMax = Vec<K>::Zero(), taper = Vec<K>::Zero(), defaults = Vec<K>::Zero();
+    float gain = 1.0f;
 };
 
 /** FiLM conditioning of K knobs: phi = tanh (L2 tanh (L1 k)) (L1 W wide, F features); the
