@@ -46,15 +46,21 @@ def knobdir(tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def knob_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("knobs")
+def train_knob_run(folder, config: str = KNOBS):
+    """A captures run trained through the CLI in folder: (its run folder, what it printed)."""
     write_captures(folder)
-    write_config(folder, KNOBS)
+    write_config(folder, config)
     out = run_cli("run", "run.toml", cwd=folder)
     assert out.returncode == 0, out.stderr
     (run_dir,) = (folder / "runs" / "knobs").iterdir()
-    return folder, run_dir, out.stdout
+    return run_dir, out.stdout
+
+
+@pytest.fixture(scope="module")
+def knob_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("knobs")
+    run_dir, stdout = train_knob_run(folder)
+    return folder, run_dir, stdout
 
 
 def test_trains_on_every_setting_but_the_held_out_one_and_reports_each(knob_run):

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from conftest import SR, run_cli, write_config
-from test_knobs import KNOBS, write_captures
+from test_knobs import KNOBS, train_knob_run, write_captures
 
 WAVENET = KNOBS.replace('name = "wave-lstm"\nhidden_size = 8\nconditioning = "film"',
                         'name = "wavenet"\npreset = "nano"\nmax_dilation = 64')
@@ -21,11 +21,7 @@ WAVENET = KNOBS.replace('name = "wave-lstm"\nhidden_size = 8\nconditioning = "fi
 def wavenet_run(tmp_path_factory):
     assert WAVENET != KNOBS
     folder = tmp_path_factory.mktemp("wavenet-knobs")
-    write_captures(folder)
-    write_config(folder, WAVENET)
-    out = run_cli("run", "run.toml", cwd=folder)
-    assert out.returncode == 0, out.stderr
-    (run_dir,) = (folder / "runs" / "knobs").iterdir()
+    run_dir, _ = train_knob_run(folder, WAVENET)
     return folder, run_dir
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from fxforge import KnobsConfig, ModelConfig, ModelSpec, StreamingModel, hookimpl
 
+from ..knob_input import split_knobs
 from . import exports
 
 
@@ -102,15 +103,7 @@ class _Conditioned(StreamingModel):
         return 1 + 2 * FILM_FEATURES
 
     def _split(self, x):
-        """(audio (B, T, 1), knobs (B, T, K) or None) from the input."""
-        audio = x[..., :1]
-        if not self.knobs:
-            return audio, None
-        if x.shape[-1] == 1:
-            return audio, self.knob_defaults.to(x.dtype).expand(x.shape[0], x.shape[1], self.knobs)
-        if x.shape[-1] != 1 + self.knobs:
-            raise ValueError(f"expected 1 + {self.knobs} input channels (audio, knobs), got {x.shape[-1]}")
-        return audio, x[..., 1:]
+        return split_knobs(x, self.knobs, getattr(self, "knob_defaults", None))
 
     def _inputs(self, audio, knobs):
         if knobs is None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from fxforge import KnobsConfig, ModelConfig, ModelSpec, StreamingModel, hookimpl
 
+from ..knob_input import split_knobs
 from . import exports
 
 # name: (channels, stacks, gated); each stack is dilations 1, 2, ..., 512.
@@ -145,19 +146,9 @@ class WaveNet(StreamingModel):
     def initial_state(self, batch: int, device=None):
         return [torch.zeros(batch, self.channels, layer.context, device=device) for layer in self.layers]
 
-    def _split(self, x):
-        """(audio (B, T, 1), knobs (B, K, T) or None) from the input."""
-        audio = x[..., :1]
-        if not self.knobs:
-            return audio, None
-        if x.shape[-1] == 1:
-            return audio, self.knob_defaults.to(x.dtype).reshape(1, -1, 1).expand(x.shape[0], -1, x.shape[1])
-        if x.shape[-1] != 1 + self.knobs:
-            raise ValueError(f"expected 1 + {self.knobs} input channels (audio, knobs), got {x.shape[-1]}")
-        return audio, x[..., 1:].transpose(1, 2)
-
     def forward(self, x, state):
-        x, knobs = self._split(x)
+        x, knobs = split_knobs(x, self.knobs, getattr(self, "knob_defaults", None))
+        knobs = None if knobs is None else knobs.transpose(1, 2)  # (B, K, T), as the 1x1 convs read
         h = self.rechannel(x.transpose(1, 2))
         skip = 0
         new_state = []
