@@ -21,7 +21,9 @@ the upper bound.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +100,8 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "wave_lstm.toml"), help="the recipe every model trains with")
     ap.add_argument("--set", action="append", default=[], dest="sets", help="override the recipe for every model")
     ap.add_argument("--dev", default=str(DEV), help="folder of make_dev_captures.sh's output")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds: every model trains once per seed, and the "
+                                                  "verdict compares the medians")
     ap.add_argument("--name", default="knobs", help="bench/results/NAME.json")
     args = ap.parse_args()
     models = [m for m in args.models.split(",") if m]
@@ -111,6 +115,10 @@ def main() -> None:
     if missing:
         sys.exit(f"bench_knobs: {missing[0]}: missing; render the dev captures with "
                  f"bash ../shared/captures/make_dev_captures.sh {dev}")
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        sys.exit(f"bench_knobs: --seeds: {args.seeds!r} is not a comma-separated list of integers")
     held = args.held_out
     nearest = min(grid, key=lambda v: (abs(v - held), v))
     command = " ".join(["bench/bench_knobs.py", *sys.argv[1:]])
@@ -137,24 +145,32 @@ def main() -> None:
                         [f'data.input="{dry}"', f'data.target="{grid[nearest]}"'], None),
             "upper": (f"snapshot at {held:g} itself (upper bound)", [f'data.input="{dry}"', f'data.target="{held_wav}"'], None),
         }
-        for key in models:
+        for seed, key in [(seed, key) for seed in seeds for key in models]:
             what, sets, drive = plans[key]
-            cfg = load_config(args.config, [*base, *sets, f'name="knobs-{key}"'])
+            cfg = load_config(args.config, [*base, *sets, f"seed={seed}", f'name="knobs-{key}-{seed}"'])
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             summary = train(cfg, runs_dir=tmp / "runs")
             wall = time.perf_counter() - started
             m = score(Path(summary["run_dir"]), dry, held_wav, drive, cfg.data.split)
-            row = {"model": key, "what": what, "esr": m["esr"], "esr_pre": m["esr_pre"],
+            row = {"model": key, "what": what, "seed": seed, "esr": m["esr"], "esr_pre": m["esr_pre"],
+                   "load_average_at_start": round(load, 2),
                    "train_seconds": summary["train_seconds"], "wall_seconds": round(wall, 1),
                    "steps": summary["steps"], "parameters": summary["parameters"],
                    "samples_per_second": summary["samples_per_second"]}
             if summary.get("settings"):
                 row["per_setting"] = summary["settings"]
             rows.append(row)
-            print(f"{what:>42}: ESR {m['esr']:.5f}  pre {m['esr_pre']:.5f}  train {summary['train_seconds']:.0f} s "
-                  f"({summary['steps']} steps)", flush=True)
+            print(f"{what:>42} (seed {seed}): ESR {m['esr']:.5f}  pre {m['esr_pre']:.5f}  "
+                  f"train {summary['train_seconds']:.0f} s ({summary['steps']} steps)", flush=True)
 
-    by = {r["model"]: r for r in rows}
+    # Each model's median over the seeds (the row of that median plain ESR for its training time)
+    by = {}
+    for key in models:
+        mine = [r for r in rows if r["model"] == key]
+        by[key] = {"model": key, "what": mine[0]["what"], "seeds": len(mine),
+                   **{k: statistics.median(r[k] for r in mine) for k in ("esr", "esr_pre", "train_seconds", "steps",
+                                                                         "samples_per_second")}}
     verdict = {}
     for c in ("film", "concat", "gain"):
         if c in by and "nearest" in by:
@@ -162,14 +178,17 @@ def main() -> None:
         if c in by and "upper" in by:
             verdict[f"{c}_over_upper"] = {k: round(by[c][k] / by["upper"][k], 3) for k in ("esr", "esr_pre")}
     print()
-    print(f"{'model':>42} {'ESR':>9} {'pre-emph.':>9} {'train s':>8}")
-    for r in rows:
-        print(f"{r['what']:>42} {r['esr']:9.5f} {r['esr_pre']:9.5f} {r['train_seconds']:8.0f}")
+    print(f"median over {len(seeds)} seed(s)")
+    print(f"{'model':>42} {'ESR':>9} {'pre-emph.':>9} {'train s':>8} {'samples/s':>10}")
+    for r in by.values():
+        print(f"{r['what']:>42} {r['esr']:9.5f} {r['esr_pre']:9.5f} {r['train_seconds']:8.0f} "
+              f"{r['samples_per_second']:10.0f}")
     for k, v in verdict.items():
         print(f"{k}: {v}")
     write_results(args.name, {"command": f".venv/bin/python {command}", "time_budget": args.budget,
                               "held_out_drive": held, "nearest_grid_drive": nearest, "grid": sorted(grid),
-                              "config": Path(args.config).name, "overrides": args.sets, "rows": rows,
+                              "config": Path(args.config).name, "overrides": args.sets, "seeds": seeds,
+                              "median": list(by.values()), "rows": rows,
                               "verdict": verdict})
 
 

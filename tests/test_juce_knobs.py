@@ -206,6 +206,41 @@ def test_the_generated_model_follows_moving_knobs_as_pytorch_does(tmp_path, cls,
     assert err < 1e-4
 
 
+@pytest.mark.parametrize("gated,knobs", [(True, 1), (False, 2)])
+def test_a_conditioned_wavenet_follows_moving_knobs_block_by_block_as_pytorch_does(tmp_path, gated, knobs):
+    """The block-wise WaveNet with its knobs per sample (every layer's 1x1 projection of them),
+    across chunk boundaries (blocks past wavenet::kMaxBlock), against PyTorch; a block played
+    without per-sample values holds the model's own knob_defaults, as PyTorch plays audio alone."""
+    from fxforge.builtins.wavenet.plugin import WaveNet
+    from fxforge.nn.stream import process
+
+    torch.manual_seed(3)
+    model = WaveNet(channels=4, max_dilation=32, kernel_size=3, gated=gated, knobs=knobs, knob_defaults=[0.3] * knobs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    model.eval()
+    listed = [dict(GAIN, name=f"k{j}") for j in range(knobs)]
+    project = generate(knob_run(model, "wavenet", listed), JuceConfig(out=tmp_path / "p"))
+    model_h = (project.dir / "Source" / "FxforgeModel.h").read_text()
+    assert f"kKnobs = {knobs}" in model_h and f"wavenet::HeldKnobs<{knobs}>" in model_h
+    n = 9000
+    torch.manual_seed(2)
+    x = (0.5 * torch.sin(torch.arange(n) * 0.03) + 0.1 * torch.randn(n)).numpy()
+    k = np.zeros((n, knobs), np.float32)
+    k[:, 0] = smoothed(0.0, {500: 1.0, 3000: 0.4}, n, SR)
+    if knobs > 1:
+        k[:, 1] = np.where(np.arange(n) < 6000, 0.9, 0.1)
+    y = _render_with_knobs(tmp_path, project.dir, x, k, blocks=(1, 17, 512, 2500))
+    with torch.no_grad():
+        ref = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), k], axis=1))).numpy()
+        still = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), np.zeros_like(k)], axis=1))).numpy()
+    assert np.abs(ref - still).max() > 1e-2  # the knobs change the sound
+    err = float(np.abs(y - ref).max())
+    print(f"wavenet gated={gated} {knobs} knobs: moving knobs, max abs error {err:.3g}")
+    assert err < 1e-4
+
+
 # ---------------------------------------------------------------- build + verify (slow)
 
 CONFIG = TINY.replace('''input = "di.wav"

@@ -1,6 +1,7 @@
 """A knob-conditioned WaveNet (#19): trained through the CLI on a captures manifest, it
 renders each setting with `process --knob` as the model does in PyTorch, streams any
-block size exactly, and the formats that cannot hold it refuse in one line."""
+block size exactly, exports to JUCE with its knobs (tests/test_juce_knobs.py runs the
+generated model against PyTorch), and NAM's format, which cannot hold it, refuses in one line."""
 from __future__ import annotations
 
 import json
@@ -48,12 +49,17 @@ def test_a_conditioned_wavenet_trains_and_renders_each_setting_as_in_pytorch(wav
     assert np.max(np.abs(outs[0.2] - outs[0.9])) > 1e-4  # the knob does something
 
 
-def test_exporters_that_cannot_hold_a_conditioned_wavenet_refuse_in_one_line(wavenet_run, tmp_path):
+def test_nam_refuses_a_conditioned_wavenet_in_one_line_and_juce_gives_it_its_knobs(wavenet_run, tmp_path):
     folder, run_dir = wavenet_run
-    for exporter, words in (("juce", "knob-conditioned WaveNet has no JUCE mapping"), ("nam", "not NAM's")):
-        out = run_cli("export", exporter, run_dir, "--out", tmp_path / exporter, cwd=folder)
-        assert out.returncode == 2, (exporter, out.stdout, out.stderr)
-        assert out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
+    out = run_cli("export", "nam", run_dir, "--out", tmp_path / "nam", cwd=folder)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.count("\n") == 1 and "not NAM's" in out.stderr, out.stderr
+    pytest.importorskip("fxforge_juce", reason="pip install -e plugins/fxforge-juce")
+    out = run_cli("export", "juce", run_dir, "--out", tmp_path / "juce", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((tmp_path / "juce" / "fxforge_export.json").read_text())
+    assert [k["name"] for k in meta["knobs"]] == ["drive"]
+    assert "kKnobs = 1" in (tmp_path / "juce" / "Source" / "FxforgeModel.h").read_text()
 
 
 def test_nam_layout_with_knobs_is_refused_before_training(tmp_path):

@@ -53,11 +53,9 @@ class WaveLSTMConfig(ModelConfig, KnobsConfig):
     hidden_size: int = Field(32, gt=0, le=1024, description="LSTM units per layer")
     num_layers: int = Field(1, gt=0, le=8, description="stacked LSTM layers")
     residual: bool = Field(True, description="predict only the change: y = x + head(h)")
-    # concat stays the default: with the settings balanced in the loss and aligned by one latency
-    # (fxforge.conditioned) it scored with gain on the Distortion+ grid's unseen DRIVE 0.6 (1500
-    # steps, 3 seeds, median ESR / pre-emphasised 0.0094 / 0.0064 against gain's 0.0081 / 0.0065;
-    # the 3-minute bench, one run each: 0.0071 / 0.0073 against 0.0115 / 0.0149), and it is the
-    # layout AIDA-X runs (export aidax refuses gain and film). FiLM trailed both.
+    # concat is the default: at an unseen setting of a real plugin's knob grid it scored with gain
+    # and FiLM (bench/bench_knobs.py; the figures are in docs/recipe_measurements.md), and it is the
+    # layout AIDA-X runs (export aidax refuses gain and film).
     conditioning: Literal["concat", "film", "gain"] = Field(
         "concat", description="how the knobs (data.captures) enter: concat, appended to the input (AIDA-X's layout, "
                               "exports to aidax and juce); film, a small network of the knobs scaling and shifting "

@@ -238,7 +238,10 @@ def weights_document(rt: RTModel, meta: dict) -> dict:
 def model_values(rt: RTModel) -> dict:
     """Source/FxforgeModel.h's values: the model's C++ (lists of lines, from its mapping) placed
     in the per-sample or the block-wise processing fragment."""
-    if rt.block:  # block-wise: chunks of at most wavenet::kMaxBlock samples; one sample is a block of one
+    if rt.block and rt.knobs:  # block-wise with knobs: per-sample values, or those setKnobs holds
+        processing = fragment("process_block_knobs.h.in", block=lines(rt.block, " " * 8), knobs=int(rt.knobs),
+                              knob_update=lines(rt.knob_update, " " * 8), held=rt.held_knobs)
+    elif rt.block:  # block-wise: chunks of at most wavenet::kMaxBlock samples; one sample is a block of one
         processing = fragment("process_block.h.in", block=lines(rt.block, " " * 8))
     else:
         knob_api = ""

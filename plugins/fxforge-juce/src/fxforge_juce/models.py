@@ -57,6 +57,9 @@ class RTModel:
     # sample with the smoothed values (they update what ``body`` reads). 0: no knobs.
     knobs: int = 0
     knob_update: list[str] = field(default_factory=list)
+    # A block-wise conditioned model: the expression (const float*, sample-major over a chunk) of
+    # the knob values setKnobs holds, which ``block`` reads as ``knobs`` when none come per sample.
+    held_knobs: str = ""
 
 
 MAPPERS: dict[str, Callable[[nn.Module], RTModel]] = {}
@@ -246,9 +249,9 @@ def wavenet(module: nn.Module) -> RTModel:
     samples (channels x samples), which is what makes it fast. The last layer's ``mix``
     feeds nothing and is skipped.
     """
-    if int(getattr(module, "knobs", 0) or 0):
-        raise Unsupported("a knob-conditioned WaveNet has no JUCE mapping yet (the conditioned LSTM and GRU have "
-                          "one: model.name = \"wave-lstm\")")
+    knobs = int(getattr(module, "knobs", 0) or 0)
+    if knobs and not isinstance(getattr(module, "knob_defaults", None), torch.Tensor):
+        raise Unsupported("a conditioned model must carry its knob_defaults buffer")
     layers = getattr(module, "layers", None)
     rechannel, head = getattr(module, "rechannel", None), getattr(module, "head", None)
     if not isinstance(layers, nn.ModuleList) or not len(layers) or not isinstance(rechannel, nn.Conv1d):
@@ -275,7 +278,13 @@ def wavenet(module: nn.Module) -> RTModel:
         if not last:
             _pointwise(mix, c, c, f"layers.{i}.mix")
         dilations.append(d)
-        kinds.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}>")
+        kinds.append(f"wavenet::Layer<{c}, {k}, {d}, {'true' if gated else 'false'}" + (f", {knobs}>" if knobs else ">"))
+        if knobs:  # global conditioning: a 1x1 conv of the knobs (K -> width, no bias) into the pre-activation
+            cond = getattr(layer, "cond", None)
+            if not (isinstance(cond, nn.Conv1d) and cond.in_channels == knobs and cond.out_channels == width
+                    and cond.kernel_size == (1,) and cond.groups == 1 and cond.bias is None):
+                raise Unsupported(f"layers.{i}.cond must be nn.Conv1d({knobs}, {width}, 1) without a bias")
+            weights[f"layers.{i}.cond.weight"] = _tensor(cond.weight[:, :, 0])
         weights[f"layers.{i}.conv.weight"] = _tensor(conv.weight)
         weights[f"layers.{i}.conv.bias"] = _tensor(conv.bias)
         if not last:  # the last layer's mix feeds nothing (wavenet::Net loads none)
@@ -288,8 +297,15 @@ def wavenet(module: nn.Module) -> RTModel:
     gate = "gated" if getattr(layers[0], "gated", False) else "tanh"
     arch = (f"WaveNet {len(layers)} layers x {c} ch ({gate}, kernel {layers[0].conv.kernel_size[0]}, "
             f"dilations {min(dilations)}..{max(dilations)})" + (" + input (residual)" if residual else ""))
-    return RTModel(members=[net], loaders=["net.load (json);"], body=[], weights=weights, residual=residual,
-                   architecture=arch, resets=["net.reset();"], block=["net.process (in, out, n);"])
+    if not knobs:
+        return RTModel(members=[net], loaders=["net.load (json);"], body=[], weights=weights, residual=residual,
+                       architecture=arch, resets=["net.reset();"], block=["net.process (in, out, n);"])
+    weights["knob_defaults"] = _tensor(module.knob_defaults)
+    arch += f", {knobs} knob{'s' * (knobs > 1)} conditioning every layer"
+    return RTModel(members=[net, f"wavenet::HeldKnobs<{knobs}> held; // what process (in, out, n) plays"],
+                   loaders=["net.load (json);", "held.load (json);"], body=[], weights=weights, residual=residual,
+                   architecture=arch, resets=["net.reset();"], block=["net.process (in, out, n, knobs);"],
+                   knobs=knobs, knob_update=["held.set (k);"], held_knobs="held.values()")
 
 
 # ---------------------------------------------------------------- facets
@@ -390,6 +406,7 @@ def append(rt: RTModel, fragment: dict) -> RTModel:
         code=rt.code + code,
         knobs=rt.knobs,
         knob_update=rt.knob_update,
+        held_knobs=rt.held_knobs,
     )
 
 

@@ -38,17 +38,20 @@ using fxforge::loadVector;
 
 /** One layer: dilated conv (C -> W = 2C gated, else C; kernel K, dilation D), gate or tanh,
     the activation added to the skip sum and, unless it is the last layer, a 1x1 mix
-    added back into the stack (h += mix z).
+    added back into the stack (h += mix z). With Knobs > 0 (a conditioned model: WaveNet's
+    global conditioning) the pre-activation adds a 1x1 projection of the knob values at each
+    sample, cond k, as PyTorch's ``layers.<i>.cond`` does.
 
     Past inputs live in a C x (history + 4 kMaxBlock) buffer written left to right;
     when it fills, the last `history` columns are moved to the front (as NAM does), so
     that copy is paid once per several thousand samples, and every tap of the conv is
     one contiguous span of columns. */
-template <int C, int K, int D, bool Gated>
+template <int C, int K, int D, bool Gated, int Knobs = 0>
 class Layer
 {
 public:
     static constexpr int W = Gated ? 2 * C : C;
+    static constexpr int kKnobs = Knobs;
     static constexpr int kHistory = (K - 1) * D;
     static constexpr int kColumns = kHistory + 4 * kMaxBlock;
     // Depth of each conv product: all taps at once, unless Eigen's packed copy of the weights
@@ -66,12 +69,16 @@ public:
                 for (int i = 0; i < C; ++i)
                     weights (o, k * C + i) = w.at ((size_t) o).at ((size_t) i).at ((size_t) k);
         loadVector<W> (json, prefix + "conv.bias", bias);
+        if constexpr (Knobs > 0)
+            loadMatrix<W, Knobs> (json, prefix + "cond.weight", cond); // (W, Knobs): the 1x1 conv stored 2-D
         if constexpr (Gated)
         {
             // sigmoid(b) = (1 + tanh(b / 2)) / 2: halving the gate's rows (exact in float)
             // lets one tanh pass cover both halves, without exp.
             weights.template bottomRows<C>() *= 0.5f;
             bias.template bottomRows<C>() *= 0.5f;
+            if constexpr (Knobs > 0)
+                cond.template bottomRows<C>() *= 0.5f;
         }
         hasMix = withMix;
         if (withMix)
@@ -88,8 +95,9 @@ public:
     }
 
     /** h: this layer's input (C x n), becomes the next layer's; skip += activation.
-        a and z are scratch of at least n columns; n <= kMaxBlock. */
-    void process (Block<C>& h, Block<C>& skip, Block<W>& a, Block<C>& z, int n) noexcept
+        a and z are scratch of at least n columns; n <= kMaxBlock. knobs: with Knobs > 0, the
+        knob values at each of the n samples, sample-major (knobs[i * Knobs + j]). */
+    void process (Block<C>& h, Block<C>& skip, Block<W>& a, Block<C>& z, int n, const float* knobs) noexcept
     {
         if (pos + n > kColumns)
         {
@@ -111,6 +119,8 @@ public:
             pre.col (j) = bias;
         for (int d = 0; d < K * C; d += kDepth)
             pre.noalias() += weights.middleCols (d, kDepth) * in.template middleRows<kDepth> (d);
+        if constexpr (Knobs > 0) // sample-major knob values are column-major Knobs x n
+            pre.noalias() += cond * Eigen::Map<const Eigen::Matrix<float, Knobs, Eigen::Dynamic>> (knobs, Knobs, n);
 
         auto act = z.leftCols (n);
         if constexpr (Gated)
@@ -134,11 +144,39 @@ private:
     Block<W> weights; // W x K C: [tap 0 | tap 1 | ...]; on the heap, as it can pass Eigen's fixed-size limit
     Block<K * C> stacked = scratch<K * C>();
     Eigen::Matrix<float, W, 1> bias = Eigen::Matrix<float, W, 1>::Zero();
+    Eigen::Matrix<float, W, (Knobs > 0 ? Knobs : 1)> cond = Eigen::Matrix<float, W, (Knobs > 0 ? Knobs : 1)>::Zero();
     Eigen::Matrix<float, C, C> mix = Eigen::Matrix<float, C, C>::Zero();
     Eigen::Matrix<float, C, 1> mixBias = Eigen::Matrix<float, C, 1>::Zero();
     bool hasMix = false;
     Block<C> inputs;
     int pos = kHistory;
+};
+
+/** A conditioned WaveNet's knob values for a chunk played at one setting (process without
+    per-sample values): the model's own knob_defaults until set() is called, as PyTorch plays
+    the audio alone; held sample-major over kMaxBlock samples, as Net::process reads them. */
+template <int Knobs>
+class HeldKnobs
+{
+public:
+    void load (const nlohmann::json& json)
+    {
+        Eigen::Matrix<float, Knobs, 1> defaults;
+        loadVector<Knobs> (json, "knob_defaults", defaults);
+        set (defaults.data());
+    }
+
+    /** The knob values (each 0..1) the following samples play at. */
+    void set (const float* k) noexcept
+    {
+        for (int j = 0; j < Knobs; ++j)
+            held.row (j).setConstant (k[j]);
+    }
+
+    const float* values() const noexcept { return held.data(); }
+
+private:
+    Eigen::Matrix<float, Knobs, kMaxBlock> held = Eigen::Matrix<float, Knobs, kMaxBlock>::Zero();
 };
 
 /** The whole WaveNet: a 1x1 ``rechannel`` (1 -> C), the Layers in order (each a Layer<C, K, D,
@@ -154,6 +192,9 @@ public:
     static constexpr int kLayers = (int) sizeof...(Layers);
     static_assert (kLayers > 0, "a WaveNet has at least one layer");
     static_assert (((Layers::W == C || Layers::W == 2 * C) && ...), "every layer works on the stack's C channels");
+    /** Knob inputs (a conditioned model's; 0 for none): every layer takes the same ones. */
+    static constexpr int kKnobs = std::tuple_element_t<0, std::tuple<Layers...>>::kKnobs;
+    static_assert (((Layers::kKnobs == kKnobs) && ...), "every layer takes the same knobs");
 
     void load (const nlohmann::json& json)
     {
@@ -169,16 +210,17 @@ public:
         std::apply ([] (auto&... layer) { (layer.reset(), ...); }, layers);
     }
 
-    /** n samples of in to out (in may equal out); n <= kMaxBlock. */
-    void process (const float* in, float* out, int n) noexcept
+    /** n samples of in to out (in may equal out); n <= kMaxBlock. knobs: with kKnobs > 0, the
+        knob values (each 0..1) at each sample, sample-major (knobs[i * kKnobs + j]). */
+    void process (const float* in, float* out, int n, const float* knobs = nullptr) noexcept
     {
         auto x = xs.leftCols (n);
         x = Eigen::Map<const Eigen::RowVectorXf> (in, n); // copied first: in may equal out
         h.leftCols (n).noalias() = rechannelW * x;
         h.leftCols (n).colwise() += rechannelB;
         skip.leftCols (n).setZero();
-        std::apply ([this, n] (auto&... layer)
-                    { (layer.process (h, skip, preActivation<std::decay_t<decltype (layer)>::W>(), z, n), ...); },
+        std::apply ([this, n, knobs] (auto&... layer)
+                    { (layer.process (h, skip, preActivation<std::decay_t<decltype (layer)>::W>(), z, n, knobs), ...); },
                     layers); // in order: each layer's output is the next one's input
         auto y = ys.leftCols (n);
         y.noalias() = headW * skip.leftCols (n);
