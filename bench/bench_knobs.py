@@ -4,7 +4,9 @@ against snapshot models, scored at a setting none of the grid holds.
 The grid is ../shared/captures/make_dev_captures.sh's: the dry DI through guitarix's GxMXR
 Distortion+ at DRIVE 0, 0.25, 0.5, 0.75, 1 (VOLUME 0.5). The held-out setting (DRIVE 0.6 by
 default) is rendered here with the same lv2file command into a temporary folder. Every model
-gets the same training wall clock (``--budget``, train.time_budget of each run):
+gets the same training wall clock (``--budget``, train.time_budget of each run), and each trains
+with the recipe fxforge ships for its job: the conditioned ones with ``fxforge train
+captures.toml``'s (fxforge/recipes/knobs.toml), the snapshots with configs/wave_lstm.toml:
 
 * conditioned (gain, concat and FiLM): one model on the five grid settings, the held-out one in the
   manifest as ``holdout`` (never trained on);
@@ -97,7 +99,10 @@ def main() -> None:
     ap.add_argument("--budget", default="5m", help="training wall clock of every model (train.time_budget)")
     ap.add_argument("--held-out", type=float, default=0.6, help="the DRIVE setting none of the grid holds")
     ap.add_argument("--models", default=",".join(MODELS), help=f"which of {', '.join(MODELS)}")
-    ap.add_argument("--config", default=str(ROOT / "configs" / "wave_lstm.toml"), help="the recipe every model trains with")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "wave_lstm.toml"),
+                    help="the recipe the snapshot models train with")
+    ap.add_argument("--knob-config", default=str(ROOT / "fxforge" / "recipes" / "knobs.toml"),
+                    help="the recipe the conditioned models train with (fxforge train captures.toml's)")
     ap.add_argument("--set", action="append", default=[], dest="sets", help="override the recipe for every model")
     ap.add_argument("--dev", default=str(DEV), help="folder of make_dev_captures.sh's output")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds: every model trains once per seed, and the "
@@ -147,7 +152,8 @@ def main() -> None:
         }
         for seed, key in [(seed, key) for seed in seeds for key in models]:
             what, sets, drive = plans[key]
-            cfg = load_config(args.config, [*base, *sets, f"seed={seed}", f'name="knobs-{key}-{seed}"'])
+            recipe = args.config if drive is None else args.knob_config
+            cfg = load_config(recipe, [*base, *sets, f"seed={seed}", f'name="knobs-{key}-{seed}"'])
             load = os.getloadavg()[0]
             started = time.perf_counter()
             summary = train(cfg, runs_dir=tmp / "runs")
@@ -187,7 +193,8 @@ def main() -> None:
         print(f"{k}: {v}")
     write_results(args.name, {"command": f".venv/bin/python {command}", "time_budget": args.budget,
                               "held_out_drive": held, "nearest_grid_drive": nearest, "grid": sorted(grid),
-                              "config": Path(args.config).name, "overrides": args.sets, "seeds": seeds,
+                              "config": Path(args.config).name, "knob_config": Path(args.knob_config).name,
+                              "overrides": args.sets, "seeds": seeds,
                               "median": list(by.values()), "rows": rows,
                               "verdict": verdict})
 

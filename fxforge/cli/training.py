@@ -1,4 +1,4 @@
-"""`fxforge run` and `fxforge train`: a run file, or a pair with the default capture recipe."""
+"""`fxforge run` and `fxforge train`: a run file, or a pair (or a knob grid) with its default recipe."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,19 +33,31 @@ def run(config: Optional[Path] = typer.Argument(None, help="run file (TOML)"),
 
 
 @app.command("train")
-def train_pair(input: Path = typer.Argument(..., help="the dry recording (the DI, or the reamp file you played)"),
-               target: Path = typer.Argument(..., help="the recorded output of the gear"),
+def train_pair(input: Path = typer.Argument(..., help="the dry recording (the DI, or the reamp file you played), "
+                                                     "or a knob grid's captures.toml"),
+               target: Optional[Path] = typer.Argument(None, help="the recorded output of the gear (none for a "
+                                                                   "captures.toml)"),
                budget: str = typer.Option("5m", "--budget", help="wall-clock time: '5m', '300s', '1h'"),
-               name: Optional[str] = typer.Option(None, "--name", help="run name (default: the target's file name)"),
+               name: Optional[str] = typer.Option(None, "--name", help="run name (default: the target's file name, "
+                                                                       "or the manifest's folder)"),
                set_: List[str] = typer.Option([], "--set", help="override the recipe: section.key=value"),
                runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go")):
-    """Train the default capture recipe on a pair: a pedal, an amp or a full rig with its cabinet."""
+    """Train the default recipe: on a pair (a pedal, an amp or a full rig with its cabinet), or on
+    every setting of a knob grid's captures.toml (one model with the knobs)."""
     from ..config import RECIPES
 
-    recipe = RECIPES / "capture.toml"
-    run_name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in target.stem)[:64] or "capture"
-    sets = [f"data.input={_toml_string(input)}", f"data.target={_toml_string(target)}",
-            f"train.time_budget={_toml_string(budget)}", f"name={_toml_string(run_name)}", *set_]
+    if target is None:
+        if input.suffix.lower() != ".toml":
+            raise FxforgeError(f"{input}: give the gear's recording after it (fxforge train DI TARGET), or a knob "
+                               "grid's captures.toml alone")
+        recipe, data = RECIPES / "knobs.toml", [f"data.captures={_toml_string(input)}"]
+        stem = input.resolve().parent.name if input.stem == "captures" else input.stem
+    else:
+        recipe = RECIPES / "capture.toml"
+        data = [f"data.input={_toml_string(input)}", f"data.target={_toml_string(target)}"]
+        stem = target.stem
+    run_name = name or "".join(c if c.isalnum() or c in "._-" else "-" for c in stem)[:64] or recipe.stem
+    sets = [*data, f"train.time_budget={_toml_string(budget)}", f"name={_toml_string(run_name)}", *set_]
     run(config=recipe, set_=sets, resume=None, checkpoint=None, runs_dir=runs_dir)
 
 
