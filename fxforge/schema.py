@@ -35,6 +35,11 @@ class DataConfig(Section):
                                                        "model on every knob setting it lists")
     holdout: Optional[list[dict[str, float]]] = Field(None, description="with captures: whole settings kept out "
                                             "of training and scored as unseen, e.g. [{drive = 0.6}]")
+    balance: Literal["geometric", "arithmetic"] = Field(
+        "geometric", description="with captures, how the settings weigh in the loss: geometric, each by the "
+                                 "inverse of its running ESR, so that every setting's relative error counts the "
+                                 "same (the settings' geometric mean falls; a hard setting does not rule); "
+                                 "arithmetic, each setting's ESR the same (their mean falls)")
     input: Optional[Path] = Field(None, description="dry recording (WAV/FLAC)")
     target: Optional[Path] = Field(None, description="processed recording, same length")
     channel: Optional[int] = Field(None, ge=0, description="channel to use from multi-channel files")

@@ -258,15 +258,15 @@ def test_check_and_report_of_a_captures_run_play_its_primary_setting(knob_run):
     assert (run_dir / "report.html").is_file()
 
 
-def _settings_of(folder, lines):
+def _settings_of(folder, lines, sets=()):
     from fxforge.train.conditioned import Settings
     from fxforge.config import load_config
     from fxforge.knobs import read_captures
 
     (folder / "captures.toml").write_text("\n".join(lines))
     write_config(folder, KNOBS.replace("holdout = [{drive = 0.5}]", ""))
-    cfg = load_config(folder / "run.toml", [f'data.captures="{folder / "captures.toml"}"'])
-    return Settings(read_captures(cfg.data, cfg.source), cfg.data)
+    cfg = load_config(folder / "run.toml", [f'data.captures="{folder / "captures.toml"}"', *sets])
+    return Settings(read_captures(cfg.data, cfg.source), cfg.data, loss=cfg.train.loss)
 
 
 def test_automatically_aligned_settings_share_the_clearest_settings_latency(tmp_path):
@@ -311,3 +311,55 @@ def test_each_setting_weighs_the_same_in_the_loss(tmp_path):
     assert w[0] == pytest.approx(w[2]) and w[0] / w[1] == pytest.approx(8.0, rel=1e-4)
     energy = [float((ls.split["train"][1].double() ** 2).mean()) for ls in settings.trained]
     assert energy[0] * float(w[0]) ** 2 == pytest.approx(energy[1] * float(w[1]) ** 2, rel=1e-4)
+
+
+def _two_levels(folder, sets=()):
+    """Two settings of one pedal, the second 8x louder (the energy weights differ by 8)."""
+    x = dry(6.0)
+    sf.write(folder / "dry.wav", x, SR, subtype="FLOAT")
+    quiet = drive_pedal(x, 0.3)
+    sf.write(folder / "quiet.wav", quiet, SR, subtype="FLOAT")
+    sf.write(folder / "loud.wav", 8 * quiet, SR, subtype="FLOAT")
+    lines = ["version = 1", 'input = "dry.wav"', "", "[knobs.level]", "min = 0.0", "max = 1.0", ""]
+    for d, f in ((0.0, "quiet"), (1.0, "loud")):
+        lines += ["[[targets]]", f'file = "{f}.wav"', f"knobs = {{ level = {d} }}", "latency = 0", ""]
+    return _settings_of(folder, lines, sets)
+
+
+@pytest.mark.parametrize("balance", ["geometric", "arithmetic"])
+def test_a_setting_the_model_fits_worse_weighs_less_under_geometric_balance(tmp_path, balance):
+    """data.balance = "geometric": a setting whose running ESR is 4x another's gets half the weight
+    (against their geometric mean: the loss is quadratic in it, so a quarter of the pull), and the
+    settings' mean log ESR falls; no setting's pull leaves 4x (or 1/4) what its energy gives it;
+    "arithmetic" keeps the energy weights."""
+    settings = _two_levels(tmp_path, [f'data.balance="{balance}"', "train.loss.esr=1.0", "train.loss.esr_pre=0.0"])
+    xb = torch.zeros(2, 10, 2)
+    xb[1, :, 1] = 1.0
+    which = settings.example_settings(xb)
+    assert which.tolist() == [0, 1]
+    energy = settings.example_weights(xb, which).reshape(-1)
+    y = torch.randn(1, 64, 1).expand(2, -1, -1).clone()
+    err = torch.randn(64, 1)
+    y_hat = y.clone()
+    y_hat[0] += 0.2 * err  # setting 0 fitted 4x worse (in ESR) than setting 1
+    y_hat[1] += 0.1 * err
+    for _ in range(50):
+        settings.observe(which, y_hat, y)
+    w = settings.example_weights(xb, which).reshape(-1)
+    if balance == "arithmetic":
+        assert torch.equal(w, energy)
+        return
+    esr = settings.running_esr()
+    assert float(esr[0] / esr[1]) == pytest.approx(4.0, rel=1e-4)
+    ratio = (w / energy).tolist()
+    assert ratio[0] == pytest.approx(float((esr[0] / esr[1]) ** -0.25), rel=1e-4)  # against the geometric mean
+    assert ratio[1] == pytest.approx(float((esr[1] / esr[0]) ** -0.25), rel=1e-4)
+    y_hat[0] = y[0] + 50.0 * torch.randn(64, 1)  # far worse: the pull clamped at 1/4 and 4x (weights 1/2, 2)
+    for _ in range(500):
+        settings.observe(which, y_hat, y)
+    ratio = (settings.example_weights(xb, which).reshape(-1) / energy).tolist()
+    assert ratio == pytest.approx([0.5, 2.0], rel=1e-4)
+    y_hat[0] = float("nan")  # a diverging step leaves the running ESR alone
+    before = settings.running_esr().clone()
+    settings.observe(which, y_hat, y)
+    assert torch.equal(settings.running_esr(), before)

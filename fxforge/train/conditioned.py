@@ -24,6 +24,14 @@ def with_knobs(x: torch.Tensor, values) -> torch.Tensor:
     return torch.cat([x.reshape(-1, 1), knobs.expand(x.shape[0], knobs.numel())], dim=1)
 
 
+# data.balance = "geometric": each step's errors fold into a setting's running ESR with this
+# decay (a window of about a hundred steps: a few hundred examples of each setting), and no
+# setting's pull on the loss (its weight squared) leaves BALANCE_LIMIT times (or 1 / BALANCE_LIMIT)
+# what its energy alone gives it.
+BALANCE_DECAY = 0.99
+BALANCE_LIMIT = 4.0
+
+
 @dataclass
 class LoadedSetting:
     setting: Setting
@@ -123,7 +131,7 @@ class Settings:
     """Every setting of a CaptureSet, loaded and split (the automatically aligned ones by one
     latency, see _load_pairs)."""
 
-    def __init__(self, captures: CaptureSet, data, primary: PairedAudio | None = None):
+    def __init__(self, captures: CaptureSet, data, primary: PairedAudio | None = None, loss=None):
         self.captures = captures
         self.loaded: list[LoadedSetting] = []
         pairs = _load_pairs(captures, data, primary)
@@ -141,6 +149,14 @@ class Settings:
         energy = torch.stack([ls.split["train"][1].double().pow(2).mean() for ls in self.trained])
         self._grid = torch.stack([self.knobs[id(ls.setting)] for ls in self.trained])
         self._weight = (energy.mean() / energy.clamp_min(1e-12)).sqrt().float()
+        self.balance = data.balance
+        # data.balance = "geometric": per trained setting, decayed sums of the training batches'
+        # squared error and target energy, plain and pre-emphasised (rows), as the loss weighs them.
+        self._errors: torch.Tensor | None = None
+        # the loss's mix of plain and pre-emphasised ESR (train.loss; either alone: that one)
+        self._pre_emphasis = float(loss.pre_emphasis) if loss is not None else 0.95
+        mix = (float(loss.esr), float(loss.esr_pre)) if loss is not None else (1.0, 1.0)
+        self._mix = mix if any(mix) else (1.0, 0.0)
 
     @property
     def trained(self) -> list[LoadedSetting]:
@@ -154,13 +170,57 @@ class Settings:
         """Every trained setting's training target: the loss is normalised by its energy."""
         return torch.cat([ls.split["train"][1] for ls in self.trained])
 
-    def example_weights(self, xb: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, 1) loss weights of a training batch's examples (audio, knob channels): the
-        weight of the trained setting each example's knobs are. Both the output and the target
-        are scaled by it before the loss (whose ESR and DC terms are quadratic in them)."""
+    def example_settings(self, xb: torch.Tensor) -> torch.Tensor:
+        """(batch,) index into ``trained`` of the setting each example of a training batch (audio,
+        knob channels) is, by its knobs."""
         knobs = xb[:, 0, 1:].to(self._grid.device, torch.float32)
-        nearest = torch.cdist(knobs, self._grid).argmin(dim=1)
-        return self._weight[nearest].reshape(-1, 1, 1).to(xb.device, xb.dtype)
+        return torch.cdist(knobs, self._grid).argmin(dim=1)
+
+    def example_weights(self, xb: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, 1, 1) loss weights of a training batch's examples: the weight of each one's
+        setting (``which``, from example_settings). Both the output and the target are scaled by
+        it before the loss (whose ESR and DC terms are quadratic in them): by energy, every
+        setting's ESR weighs the same; with data.balance = "geometric", each is further divided
+        by that setting's running ESR (relative to their geometric mean, within a factor of
+        BALANCE_LIMIT either way), so that the loss's gradient is that of the settings' mean log
+        ESR: a setting twice as hard no longer pulls twice as hard."""
+        which = self.example_settings(xb) if which is None else which
+        weight = self._weight
+        if self.balance == "geometric" and self._errors is not None:
+            esr = self.running_esr()
+            relative = esr / esr.log().mean().exp()
+            weight = weight * relative.rsqrt().clamp(BALANCE_LIMIT ** -0.5, BALANCE_LIMIT ** 0.5)
+        return weight[which].reshape(-1, 1, 1).to(xb.device, xb.dtype)
+
+    def running_esr(self) -> torch.Tensor:
+        """(settings,) each trained setting's recent training ESR, as the loss mixes plain and
+        pre-emphasised (observe's decayed sums)."""
+        e = self._errors
+        return (self._mix[0] * e[0] / e[1].clamp_min(1e-30) + self._mix[1] * e[2] / e[3].clamp_min(1e-30)
+                ).float().clamp_min(1e-12)
+
+    @torch.no_grad()
+    def observe(self, which: torch.Tensor, y_hat: torch.Tensor, y: torch.Tensor) -> None:
+        """Fold a training step's errors into each setting's running ESR (data.balance = "geometric")."""
+        if self.balance != "geometric":
+            return
+        from ..nn.losses import pre_emphasis
+
+        y_hat, y = y_hat.detach().double(), y.double()
+        yp, hp = pre_emphasis(y, self._pre_emphasis), pre_emphasis(y_hat, self._pre_emphasis)
+        sums = torch.stack([(y_hat - y).pow(2).sum(dim=(1, 2)), y.pow(2).sum(dim=(1, 2)),
+                            (hp - yp).pow(2).sum(dim=(1, 2)), yp.pow(2).sum(dim=(1, 2))]).cpu()
+        if not torch.isfinite(sums).all():  # a diverging step (the loop rolls back): keep the running ESR
+            return
+        step = torch.zeros(4, len(self._weight), dtype=torch.float64).index_add_(1, which.cpu(), sums)
+        self._errors = step if self._errors is None else BALANCE_DECAY * self._errors + step
+
+    def state_dict(self) -> dict:
+        """What resuming needs to weigh the settings as the interrupted run did."""
+        return {"errors": self._errors}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._errors = state.get("errors")
 
     def samples(self, split: str) -> int:
         return sum(ls.split[split][0].numel() for ls in self.trained)
@@ -236,4 +296,4 @@ def load_settings(cfg):
     validate(type(cfg.model), {**cfg.model.model_dump(exclude={"stages"}), **update}, where, "model")
     model = cfg.model.model_copy(update=update)
     cfg = dataclasses.replace(cfg, model=model)
-    return Settings(captures, cfg.data), cfg
+    return Settings(captures, cfg.data, loss=cfg.train.loss), cfg

@@ -128,6 +128,8 @@ class Trainer:
                  "progress": asdict(self.progress), "format": 1}
         if self.stability is not None:
             state["stability"] = self.stability.state_dict()
+        if self.settings is not None:
+            state["settings"] = self.settings.state_dict()
         return state
 
     def load_state(self, path: Path) -> None:
@@ -139,6 +141,8 @@ class Trainer:
         self.progress = Progress(**ckpt["progress"])
         if self.stability is not None and "stability" in ckpt:
             self.stability.load_state_dict(ckpt["stability"])
+        if self.settings is not None and "settings" in ckpt:
+            self.settings.load_state_dict(ckpt["settings"])
 
     def save_last(self) -> None:
         atomic_save(self.state_dict(), self.run.last_path)
@@ -270,7 +274,7 @@ class Trainer:
                 _, state = self.model(xb[:, : t.warmup], state)
         losses = []
         # data.captures: each example weighted by its setting (Settings.example_weights)
-        weights = self.settings.example_weights(xb) if self.settings is not None else None
+        which = self.settings.example_settings(xb) if self.settings is not None else None
         for start in range(t.warmup, xb.shape[1], t.tbptt):
             stop = min(start + t.tbptt, xb.shape[1])
             frac = p.step / total_steps
@@ -280,10 +284,12 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             y_hat, state = self.model(xb[:, start:stop], state)
-            if weights is None:
+            if which is None:
                 loss = self.loss_fn(y_hat, yb[:, start:stop])
-            else:
+            else:  # the weights follow the settings' running ESR (data.balance), so step by step
+                weights = self.settings.example_weights(xb, which)
                 loss = self.loss_fn(y_hat * weights, yb[:, start:stop] * weights)
+                self.settings.observe(which, y_hat, yb[:, start:stop])
             if (penalty := self.hooks.penalty()) is not None:
                 loss = loss + penalty
             total = loss
