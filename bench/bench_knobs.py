@@ -14,10 +14,12 @@ captures.toml``'s (fxforge/recipes/knobs.toml), the snapshots with configs/wave_
 * upper bound: a snapshot model trained on the held-out setting itself.
 
 Each is scored at the held-out setting on its held-out time span (the test split, the last
-15 %), aligned by the latency the run trained with: ESR plain and pre-emphasised. Goal: conditioned below nearest-grid, and within 2x of
-the upper bound.
+15 %), aligned by the latency the run trained with: ESR plain and pre-emphasised. Goal: conditioned
+below nearest-grid, and within 2x of the upper bound. Training these small models keeps one core
+busy (seen: load 1.0 on 2 cores), so two processes (``--seeds 0`` and ``--seeds 1``) can run side
+by side on two cores, every row with the same neighbour.
 
-    .venv/bin/python bench/bench_knobs.py --budget 5m            # the figures (a quiet machine)
+    .venv/bin/python bench/bench_knobs.py --budget 5m --models concat,nearest,upper --seeds 0,1   # the figures
     .venv/bin/python bench/bench_knobs.py --budget 45s --models film,nearest   # a quick look
 """
 from __future__ import annotations

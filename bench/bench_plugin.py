@@ -102,7 +102,6 @@ def main() -> int:
         write({"skipped": why})
         return 0
 
-    import numpy as np
     import pedalboard
     import torch
     from rich.console import Console

@@ -71,7 +71,7 @@ def test_generated_project(tmp_path, num_layers, residual):
     header = (project.dir / "Source/FxforgeModel.h").read_text()
     assert "RTNeural::LSTMLayerT<float, 1, 8>" in header
     assert header.count("LSTMLayerT<float, 8, 8>") == num_layers - 1
-    assert f"DenseT<float, 8, 1, true>" in header
+    assert "DenseT<float, 8, 1, true>" in header
     assert f"net.get<{num_layers}>()" in header  # the head follows the LSTM layers
     assert ("y += x;" in header) == residual
     cmake = (project.dir / "CMakeLists.txt").read_text()

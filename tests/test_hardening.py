@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY, run_cli, spawn_cli, write_config
+from conftest import TINY, run_cli, spawn_cli
 from fxforge import FxforgeError
 
 

@@ -5,7 +5,6 @@ the CLI: it trains on every setting but the held-out one, renders any setting wi
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest

@@ -11,11 +11,14 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from ..errors import FxforgeError
+
+if TYPE_CHECKING:  # annotations only: the report is built without importing the run machinery
+    from ..runs import RunDir
 
 log = logging.getLogger("fxforge")
 
