@@ -229,7 +229,10 @@ class Trainer:
         return (time.perf_counter() - started) * max(1.0, x.numel() / head.numel())
 
     def _snapshot(self) -> dict:
-        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.settings is not None:  # the settings' running ESR, as the good state weighed them
+            state["settings"] = self.settings.state_dict()
+        return copy.deepcopy(state)
 
     def _roll_back(self, good: dict, why: str) -> None:
         """Back to the last good state with half the learning rate, and say so."""
@@ -240,6 +243,8 @@ class Trainer:
                                f"(try a lower optim.lr)")
         self.model.load_state_dict(good["model"])
         self.optimizer.load_state_dict(good["optimizer"])
+        if self.settings is not None and "settings" in good:
+            self.settings.load_state_dict(copy.deepcopy(good["settings"]))
         if self.stability is not None:  # its stream may have diverged with the model
             self.stability.reset(self.model)
         p.rollbacks += 1
