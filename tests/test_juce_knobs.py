@@ -172,6 +172,29 @@ def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: 
     return np.fromfile(tmp_path / "out.f32", np.float32)
 
 
+def _assert_follows_moving_knobs(tmp_path, project, model, knobs: int, what: str, blocks=(1, 17, 512)) -> None:
+    """The generated model rendered with its knobs moving (knob 0 ramps 0 -> 1 -> 0.4 through the
+    plugin's smoothing, knob 1 steps) matches PyTorch fed the same knob channels within 1e-4,
+    and the knobs change the sound."""
+    from fxforge.nn.stream import process
+
+    n = 9000
+    torch.manual_seed(2)
+    x = (0.5 * torch.sin(torch.arange(n) * 0.03) + 0.1 * torch.randn(n)).numpy()
+    k = np.zeros((n, knobs), np.float32)
+    k[:, 0] = smoothed(0.0, {500: 1.0, 3000: 0.4}, n, SR)
+    if knobs > 1:
+        k[:, 1] = np.where(np.arange(n) < 6000, 0.9, 0.1)
+    y = _render_with_knobs(tmp_path, project.dir, x, k, blocks=blocks)
+    with torch.no_grad():
+        ref = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), k], axis=1))).numpy()
+        still = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), np.zeros_like(k)], axis=1))).numpy()
+    assert np.abs(ref - still).max() > 1e-2  # the knobs change the sound
+    err = float(np.abs(y - ref).max())
+    print(f"{what}: moving knobs, max abs error {err:.3g}")
+    assert err < 1e-4
+
+
 @pytest.mark.parametrize("cls,name,conditioning,knobs,layers", [
     (WaveLSTM, "wave-lstm", "concat", 1, 2),
     (WaveGRU, "gru", "concat", 2, 1),
@@ -183,27 +206,11 @@ def _render_with_knobs(tmp_path: Path, project_dir: Path, x: np.ndarray, knobs: 
 def test_the_generated_model_follows_moving_knobs_as_pytorch_does(tmp_path, cls, name, conditioning, knobs, layers):
     """The model as the plugin runs it (processGuarded with per-sample knob values, the FiLM
     network re-evaluated as they move) against PyTorch fed the same knob channels."""
-    from fxforge.nn.stream import process
 
     model = conditioned(cls, conditioning, knobs=knobs, layers=layers)
     listed = [dict(GAIN, name=f"k{j}") for j in range(knobs)]
     project = generate(knob_run(model, name, listed), JuceConfig(out=tmp_path / "p"))
-    n = 9000
-    torch.manual_seed(2)
-    x = (0.5 * torch.sin(torch.arange(n) * 0.03) + 0.1 * torch.randn(n)).numpy()
-    # knob 0 ramps 0 -> 1 -> 0.4 (the plugin's smoothing), knob 1 steps.
-    k = np.zeros((n, knobs), np.float32)
-    k[:, 0] = smoothed(0.0, {500: 1.0, 3000: 0.4}, n, SR)
-    if knobs > 1:
-        k[:, 1] = np.where(np.arange(n) < 6000, 0.9, 0.1)
-    y = _render_with_knobs(tmp_path, project.dir, x, k)
-    with torch.no_grad():
-        ref = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), k], axis=1))).numpy()
-        still = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), np.zeros_like(k)], axis=1))).numpy()
-    assert np.abs(ref - still).max() > 1e-2  # the knobs change the sound
-    err = float(np.abs(y - ref).max())
-    print(f"{name} {conditioning} {knobs} knobs: moving knobs, max abs error {err:.3g}")
-    assert err < 1e-4
+    _assert_follows_moving_knobs(tmp_path, project, model, knobs, f"{name} {conditioning} {knobs} knobs")
 
 
 @pytest.mark.parametrize("gated,knobs", [(True, 1), (False, 2)])
@@ -212,7 +219,6 @@ def test_a_conditioned_wavenet_follows_moving_knobs_block_by_block_as_pytorch_do
     across chunk boundaries (blocks past wavenet::kMaxBlock), against PyTorch; a block played
     without per-sample values holds the model's own knob_defaults, as PyTorch plays audio alone."""
     from fxforge.builtins.wavenet.plugin import WaveNet
-    from fxforge.nn.stream import process
 
     torch.manual_seed(3)
     model = WaveNet(channels=4, max_dilation=32, kernel_size=3, gated=gated, knobs=knobs, knob_defaults=[0.3] * knobs)
@@ -224,21 +230,8 @@ def test_a_conditioned_wavenet_follows_moving_knobs_block_by_block_as_pytorch_do
     project = generate(knob_run(model, "wavenet", listed), JuceConfig(out=tmp_path / "p"))
     model_h = (project.dir / "Source" / "FxforgeModel.h").read_text()
     assert f"kKnobs = {knobs}" in model_h and f"wavenet::HeldKnobs<{knobs}>" in model_h
-    n = 9000
-    torch.manual_seed(2)
-    x = (0.5 * torch.sin(torch.arange(n) * 0.03) + 0.1 * torch.randn(n)).numpy()
-    k = np.zeros((n, knobs), np.float32)
-    k[:, 0] = smoothed(0.0, {500: 1.0, 3000: 0.4}, n, SR)
-    if knobs > 1:
-        k[:, 1] = np.where(np.arange(n) < 6000, 0.9, 0.1)
-    y = _render_with_knobs(tmp_path, project.dir, x, k, blocks=(1, 17, 512, 2500))
-    with torch.no_grad():
-        ref = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), k], axis=1))).numpy()
-        still = process(model, torch.from_numpy(np.concatenate([x.reshape(-1, 1), np.zeros_like(k)], axis=1))).numpy()
-    assert np.abs(ref - still).max() > 1e-2  # the knobs change the sound
-    err = float(np.abs(y - ref).max())
-    print(f"wavenet gated={gated} {knobs} knobs: moving knobs, max abs error {err:.3g}")
-    assert err < 1e-4
+    _assert_follows_moving_knobs(tmp_path, project, model, knobs, f"wavenet gated={gated} {knobs} knobs",
+                                 blocks=(1, 17, 512, 2500))
 
 
 # ---------------------------------------------------------------- build + verify (slow)

@@ -293,25 +293,6 @@ def test_automatically_aligned_settings_share_the_clearest_settings_latency(tmp_
     assert any("as measured on drive = 0" in n for n in by[1.0].notes)
 
 
-def test_each_setting_weighs_the_same_in_the_loss(tmp_path):
-    """A setting 8x louder than another gets 1/8 the weight: weighted, their energies match."""
-    x = dry(6.0)
-    sf.write(tmp_path / "dry.wav", x, SR, subtype="FLOAT")
-    quiet = drive_pedal(x, 0.3)
-    sf.write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
-    sf.write(tmp_path / "loud.wav", 8 * quiet, SR, subtype="FLOAT")
-    lines = ["version = 1", 'input = "dry.wav"', "", "[knobs.level]", "min = 0.0", "max = 1.0", ""]
-    for d, f in ((0.0, "quiet"), (1.0, "loud")):
-        lines += ["[[targets]]", f'file = "{f}.wav"', f"knobs = {{ level = {d} }}", "latency = 0", ""]
-    settings = _settings_of(tmp_path, lines)
-    xb = torch.zeros(3, 10, 2)
-    xb[1, :, 1] = 1.0
-    w = settings.example_weights(xb).reshape(-1)
-    assert w[0] == pytest.approx(w[2]) and w[0] / w[1] == pytest.approx(8.0, rel=1e-4)
-    energy = [float((ls.split["train"][1].double() ** 2).mean()) for ls in settings.trained]
-    assert energy[0] * float(w[0]) ** 2 == pytest.approx(energy[1] * float(w[1]) ** 2, rel=1e-4)
-
-
 def _two_levels(folder, sets=()):
     """Two settings of one pedal, the second 8x louder (the energy weights differ by 8)."""
     x = dry(6.0)
@@ -323,6 +304,17 @@ def _two_levels(folder, sets=()):
     for d, f in ((0.0, "quiet"), (1.0, "loud")):
         lines += ["[[targets]]", f'file = "{f}.wav"', f"knobs = {{ level = {d} }}", "latency = 0", ""]
     return _settings_of(folder, lines, sets)
+
+
+def test_each_setting_weighs_the_same_in_the_loss(tmp_path):
+    """A setting 8x louder than another gets 1/8 the weight: weighted, their energies match."""
+    settings = _two_levels(tmp_path)
+    xb = torch.zeros(3, 10, 2)
+    xb[1, :, 1] = 1.0
+    w = settings.example_weights(xb).reshape(-1)
+    assert w[0] == pytest.approx(w[2]) and w[0] / w[1] == pytest.approx(8.0, rel=1e-4)
+    energy = [float((ls.split["train"][1].double() ** 2).mean()) for ls in settings.trained]
+    assert energy[0] * float(w[0]) ** 2 == pytest.approx(energy[1] * float(w[1]) ** 2, rel=1e-4)
 
 
 @pytest.mark.parametrize("balance", ["geometric", "arithmetic"])
