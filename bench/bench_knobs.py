@@ -17,7 +17,8 @@ Each is scored at the held-out setting on its held-out time span (the test split
 15 %), aligned by the latency the run trained with: ESR plain and pre-emphasised. Goal: conditioned
 below nearest-grid, and within 2x of the upper bound. Training these small models keeps one core
 busy (seen: load 1.0 on 2 cores), so two processes (``--seeds 0`` and ``--seeds 1``) can run side
-by side on two cores, every row with the same neighbour.
+by side on two cores, each row with the other process training beside it. Each seed starts the
+models at a different one (the machine's pace can drift through a bench).
 
     .venv/bin/python bench/bench_knobs.py --budget 5m --models concat,nearest,upper --seeds 0,1   # the figures
     .venv/bin/python bench/bench_knobs.py --budget 45s --models film,nearest   # a quick look
